@@ -1,0 +1,51 @@
+# datajobs-operator — developer entry points. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATAJOBS := $(VENV)/bin/datajobs
+STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+PYTEST_ARGS ?=
+
+.PHONY: help venv control-plane dev test test-unit test-integration lint crds verify bench bench-smoke clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,workers]'
+	rm -f $(VENV)/.installed-*; touch $@
+
+venv: $(STAMP)  ## create .venv and install the project with its dev extras
+
+control-plane: $(STAMP)  ## build (or find) etcd, kube-apiserver, controller-manager, scheduler, kwok, helm
+	$(DATAJOBS) cluster --ensure-binaries
+
+dev: $(STAMP)  ## run the product on an embedded local cluster (Ctrl-C stops everything)
+	$(DATAJOBS) dev
+
+test: $(STAMP) control-plane  ## run unit and integration tests against a real local control plane
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+test-unit: $(STAMP)  ## unit tests only (no cluster)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: $(STAMP)  ## ruff, mypy, import-linter
+	$(VENV)/bin/ruff check operator tests bench
+	$(VENV)/bin/ruff format --check operator tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+crds: $(STAMP)  ## regenerate crds/ and the chart's CRDs from the pydantic models
+	$(DATAJOBS) crds --write crds --write charts/datajobs-operator/crds
+
+verify: crds  ## regenerate everything generated and fail on any diff
+	@git diff --exit-code -- crds charts/datajobs-operator/crds || \
+	  (echo "generated files differ from the models: run 'make crds' and commit" >&2; exit 1)
+	@test -z "$$(git status --porcelain -- crds charts/datajobs-operator/crds)" || \
+	  (git status --porcelain -- crds charts/datajobs-operator/crds; echo "untracked generated files" >&2; exit 1)
+
+clean:  ## remove the virtualenv and local state
+	rm -rf $(VENV) .datajobs

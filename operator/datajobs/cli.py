@@ -1,0 +1,67 @@
+"""The `datajobs` console script: one entry point for the operator, adapter, dev cluster, CRDs and workers."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+# Each subcommand lives in its own module exposing `add_arguments(parser)` and `main(args) -> int`.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("datajobs.controller.main", "run the operator"),
+    "adapter": ("datajobs.adapter.main", "run the HTTP adapter (vendor cancel endpoints)"),
+    "dev": ("datajobs.dev", "start a local control plane with CRDs, operator and adapter"),
+    "crds": ("datajobs.crdgen", "print or write the generated CRDs"),
+    "worker": ("datajobs.workers.main", "run a reference worker (integrity or masking)"),
+    "cluster": ("datajobs.localcluster.main", "start only the local control plane (for tests and debugging)"),
+}
+
+
+def _load(module_name: str) -> object | None:
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            return None
+        raise
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
+    parser = argparse.ArgumentParser(prog="datajobs", description=__doc__)
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    mains: dict[str, Callable[[argparse.Namespace], int]] = {}
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        module = _load(module_name)
+        if module is None:
+            mains[name] = _not_built(name)
+            continue
+        module.add_arguments(sp)  # type: ignore[attr-defined]
+        mains[name] = module.main  # type: ignore[attr-defined]
+    return parser, mains
+
+
+def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
+    def main(_: argparse.Namespace) -> int:
+        logging.getLogger("datajobs").error("`datajobs %s` is not built yet", name)
+        return 2
+
+    return main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser, mains = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    return mains[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Types shared by both kinds: the job status enum, the cancel request, and metav1.Condition."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class JobStatus(StrEnum):
+    """Lifecycle state of a job; the same six values for both kinds (the vendors' enum)."""
+
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    WARNING = "WARNING"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.WARNING, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class CamelModel(BaseModel):
+    """Base for Kubernetes-style (camelCase) objects that reject unknown fields."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class CancelRequest(CamelModel):
+    """A request to cancel the job. Its presence in the spec is the request."""
+
+    expected_status: Literal["QUEUED", "RUNNING"] | None = Field(
+        default=None,
+        description=(
+            "The expected status of the job to cancel, to prevent cancelling a queued job that has "
+            "transitioned to a running state since the request was issued (a compare-and-set guard). "
+            "When it does not match the job's status, the request is rejected and the job goes on."
+        ),
+    )
+    graceful: bool = Field(
+        default=False,
+        description=(
+            "A cancellation strategy: when true the worker gets its full termination grace period to "
+            "re-enable SQL objects (triggers, constraints) that were disabled earlier in the execution "
+            "before terminating; when false it is stopped promptly and no cleanup is promised."
+        ),
+    )
+
+
+class Condition(BaseModel):
+    """Standard Kubernetes condition (metav1.Condition)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(description="Type of condition in CamelCase.", max_length=316)
+    status: Literal["True", "False", "Unknown"] = Field(description="Status of the condition.")
+    observedGeneration: int | None = Field(
+        default=None, ge=0, description="The .metadata.generation that the condition was set based upon."
+    )
+    lastTransitionTime: str = Field(
+        description="Last time the condition transitioned from one status to another.",
+        json_schema_extra={"format": "date-time"},
+    )
+    reason: str = Field(
+        description="A programmatic identifier for the reason of the last transition, in CamelCase.",
+        max_length=1024,
+        min_length=1,
+    )
+    message: str = Field(description="A human readable message about the transition.", max_length=32768)
+
+
+def conditions_field(**extra: Any) -> Any:
+    """The `conditions` list, keyed by type like every built-in Kubernetes status."""
+    return Field(
+        default=None,
+        description="Standard Kubernetes conditions: Queued, Running, Cancelling, CancelRequest, Finished.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"], **extra},
+    )
+
+
+def observed_generation_field() -> Any:
+    return Field(default=None, ge=0, description="The most recent generation the operator has acted on.")
+
+
+POD_TEMPLATE_MARKER = "x-datajobs-pod-template-spec"
+
+
+def pod_template_field() -> Any:
+    """A core/v1 PodTemplateSpec; the CRD generator substitutes Kubernetes' own schema for it."""
+    return Field(
+        default=None,
+        description=(
+            "Pod template for the worker. When omitted, the operator's configured default worker "
+            "(`datajobs worker <kind>`) is used. The operator adds labels, the owner reference, "
+            "restartPolicy: Never and the job's parameters as DATAJOBS_* environment variables."
+        ),
+        json_schema_extra={POD_TEMPLATE_MARKER: True},
+    )
+
+
+def cancel_requested_field() -> Any:
+    return Field(
+        default=None,
+        description=(
+            "Set this to request cancellation (its presence is the request). Honours expectedStatus "
+            "and graceful. Once the job is CANCELLED it cannot be removed."
+        ),
+    )
