@@ -48,6 +48,14 @@ class CancelRequest(CamelModel):
             "before terminating; when false it is stopped promptly and no cleanup is promised."
         ),
     )
+    requested_at: str | None = Field(
+        default=None,
+        description=(
+            "When the request was issued (set by the HTTP adapter). A client that repeats a request sets "
+            "a new value, so the request is a new generation and is evaluated afresh."
+        ),
+        json_schema_extra={"format": "date-time"},
+    )
 
 
 class Condition(BaseModel):
