@@ -1,0 +1,1 @@
+"""The lifecycle core: pure decisions, builders and the queue; no I/O, no kopf, no client."""

@@ -1,0 +1,114 @@
+"""Per-kind knowledge of the vendor status: field names, the initial QUEUED status, results from a worker."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from datajobs.models import DataIntegrityResultResource, JobStatus
+from datajobs.models.kinds import INTEGRITY_JOB, MASKING_EXECUTION, KindInfo
+
+GO_ZERO_TIME = "0001-01-01T00:00:00Z"  # what Prequel's Go service returns for a time not reached yet
+
+
+class MalformedReport(ValueError):
+    """A worker's termination message or progress annotation that does not fit the protocol."""
+
+
+@dataclass(frozen=True)
+class StatusShape:
+    """Where each lifecycle fact lives in one kind's vendor status."""
+
+    kind: KindInfo
+    submitted: str
+    started: str
+    ended: str
+    observed_generation: str = "observedGeneration"
+
+    def initial(self, meta: dict[str, Any], spec: dict[str, Any], now: str, execution_id: int | None) -> dict:
+        if self.kind is INTEGRITY_JOB:
+            return {
+                "id": meta["uid"],
+                "org_schema": spec.get("orgSchema") or "",
+                "submitted_at": now,
+                "started_at": GO_ZERO_TIME,
+                "ended_at": GO_ZERO_TIME,
+                "destination_id": spec["destinationId"],
+                "status": JobStatus.QUEUED.value,
+                "model_ids": list(spec.get("modelIds") or []),
+                "model_sample_primary_ids": dict(spec.get("modelSamplePrimaryIds") or {}),
+                "data_integrity_results": [],
+                "log_message": "",
+            }
+        status: dict[str, Any] = {
+            "executionId": execution_id,
+            "jobId": spec["jobId"],
+            "status": JobStatus.QUEUED.value,
+            "submitTime": now,
+        }
+        for field in ("connectorType", "sourceConnectorId", "targetConnectorId"):
+            if spec.get(field) is not None:
+                status[field] = spec[field]
+        return status
+
+    def apply_progress(self, status: dict[str, Any], progress: dict[str, Any]) -> None:
+        """Merge a running worker's progress annotation into the status (known keys only)."""
+        for key, value in progress.items():
+            if key in self.progress_keys and isinstance(value, type(self.progress_keys[key])):
+                status[key] = value
+
+    @property
+    def progress_keys(self) -> dict[str, Any]:
+        if self.kind is INTEGRITY_JOB:
+            return {"log_message": ""}
+        return {"rowsMasked": 0, "rowsTotal": 0, "bytesProcessed": 0, "bytesTotal": 0}
+
+    def apply_result(self, status: dict[str, Any], message: str) -> str | None:
+        """Merge a worker's final report into the status; returns the status the worker claims, if any.
+
+        Raises MalformedReport when the message is present but does not fit the protocol."""
+        if not message.strip():
+            return None
+        try:
+            report = json.loads(message)
+        except json.JSONDecodeError as exc:
+            raise MalformedReport(f"not JSON ({exc.msg} at char {exc.pos})") from exc
+        if not isinstance(report, dict):
+            raise MalformedReport("not a JSON object")
+        claimed = report.get("status")
+        if claimed is not None and claimed not in {s.value for s in JobStatus}:
+            raise MalformedReport(f"unknown status {claimed!r}")
+        if self.kind is INTEGRITY_JOB:
+            results = report.get("data_integrity_results", [])
+            log_message = report.get("log_message", "")
+            if not isinstance(results, list) or not isinstance(log_message, str):
+                raise MalformedReport("data_integrity_results must be a list and log_message a string")
+            try:
+                parsed = [DataIntegrityResultResource.model_validate(r) for r in results]
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                raise MalformedReport(f"data_integrity_results: {where}: {first['msg']}") from exc
+            status["data_integrity_results"] = [r.model_dump(exclude_none=True) for r in parsed]
+            status["log_message"] = log_message
+        else:
+            for key in self.progress_keys:
+                if key in report:
+                    value = report[key]
+                    if not isinstance(value, int) or isinstance(value, bool):
+                        raise MalformedReport(f"{key} must be an integer")
+                    status[key] = value
+        return claimed
+
+    def message_field(self) -> str | None:
+        """The vendor field that carries a human-readable outcome, when the vendor has one."""
+        return "log_message" if self.kind is INTEGRITY_JOB else None
+
+
+SHAPES: dict[str, StatusShape] = {
+    INTEGRITY_JOB.kind: StatusShape(INTEGRITY_JOB, "submitted_at", "started_at", "ended_at"),
+    MASKING_EXECUTION.kind: StatusShape(MASKING_EXECUTION, "submitTime", "startTime", "endTime"),
+}

@@ -1,0 +1,294 @@
+"""The lifecycle decision table: every edge and every cancel case, for both kinds."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from datajobs.core.conditions import CANCEL_REQUEST, CANCELLING, FINISHED, WORKER_POD, get_condition
+from datajobs.core.lifecycle import (
+    IMMEDIATE_GRACE_SECONDS,
+    CreatePod,
+    DeletePod,
+    Emit,
+    JobFacts,
+    PodFacts,
+    decide,
+)
+from datajobs.core.shapes import GO_ZERO_TIME
+from datajobs.models import DataIntegrityJobResource, Execution, IntegrityJobStatus, MaskingExecutionStatus
+
+T0, T1, T2 = "2026-01-01T00:00:00.000001Z", "2026-01-01T00:00:01.000001Z", "2026-01-01T00:00:02.000001Z"
+KINDS = ["IntegrityJob", "MaskingExecution"]
+SPECS = {
+    "IntegrityJob": {"destinationId": "dest-1", "modelIds": ["orders"], "orgSchema": "acme"},
+    "MaskingExecution": {"jobId": 7, "connectorType": "DATABASE"},
+}
+ENDED = {"IntegrityJob": "ended_at", "MaskingExecution": "endTime"}
+STARTED = {"IntegrityJob": "started_at", "MaskingExecution": "startTime"}
+
+
+def facts(kind, status=None, pod=None, may_dispatch=False, cancel=None, generation=1, now=T1):
+    spec = dict(SPECS[kind])
+    if cancel is not None:
+        spec["cancelRequested"] = cancel
+    meta = {"name": "job", "namespace": "ns", "uid": "uid-1", "generation": generation}
+    return JobFacts(kind, meta, spec, status, pod, may_dispatch, now, execution_id=41)
+
+
+def queued(kind):
+    return decide(facts(kind, now=T0)).status
+
+
+def running(kind, observed=True):
+    status = decide(facts(kind, status=queued(kind), may_dispatch=True)).status
+    if observed:
+        status = decide(facts(kind, status=status, pod=PodFacts("job-worker", "Running"))).status
+    return status
+
+
+def validate_vendor(kind, status):
+    model = IntegrityJobStatus if kind == "IntegrityJob" else MaskingExecutionStatus
+    model.model_validate(status)
+    vendor = DataIntegrityJobResource if kind == "IntegrityJob" else Execution
+    vendor.model_validate({k: v for k, v in status.items() if k not in ("observedGeneration", "conditions")})
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_new_job_is_queued_with_submit_time_and_vendor_shape(kind):
+    decision = decide(facts(kind, now=T0))
+    status = decision.status
+    assert status["status"] == "QUEUED"
+    assert status["observedGeneration"] == 1
+    assert not any(isinstance(a, CreatePod) for a in decision.actions)
+    if kind == "IntegrityJob":
+        assert status["submitted_at"] == T0 and status["id"] == "uid-1" and status["started_at"] == GO_ZERO_TIME
+        assert status["destination_id"] == "dest-1" and status["model_ids"] == ["orders"]
+    else:
+        assert status["submitTime"] == T0 and status["executionId"] == 41 and status["jobId"] == 7
+    validate_vendor(kind, status)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_queued_job_waits_without_a_slot_and_nothing_is_written(kind):
+    decision = decide(facts(kind, status=queued(kind), may_dispatch=False))
+    assert decision.status is None and decision.actions == []
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_slot_dispatches_status_first_then_pod(kind):
+    decision = decide(facts(kind, status=queued(kind), may_dispatch=True))
+    assert decision.status["status"] == "RUNNING"
+    assert decision.status[STARTED[kind]] == T1
+    assert get_condition(decision.status, WORKER_POD)["reason"] == "Creating"
+    assert any(isinstance(a, CreatePod) for a in decision.actions)
+    validate_vendor(kind, decision.status)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_running_pod_observed_once_then_no_write(kind):
+    status = running(kind)
+    assert get_condition(status, WORKER_POD)["status"] == "True"
+    again = decide(facts(kind, status=status, pod=PodFacts("job-worker", "Running")))
+    assert again.status is None and again.actions == []
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_dispatched_but_pod_never_seen_is_created_again(kind):
+    status = running(kind, observed=False)
+    decision = decide(facts(kind, status=status, pod=None))
+    assert decision.status is None
+    assert decision.actions == [CreatePod()]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_pod_vanishing_after_it_was_seen_fails_the_job(kind):
+    decision = decide(facts(kind, status=running(kind), pod=None))
+    assert decision.status["status"] == "FAILED"
+    assert "disappeared" in get_condition(decision.status, FINISHED)["message"]
+
+
+def test_integrity_success_takes_the_workers_results():
+    result = {
+        "model_name": "orders", "is_healthy": False, "error_message": "", "sampling_rate": 1.0,
+        "total_rows_compared": 10, "total_rows_stale": 1, "total_rows_pending": 0, "total_rows_missing": 2,
+        "total_rows_incorrect": 0, "total_rows_orphaned": 0,
+        "mismatched_partitions": [{"source_row_count": 5, "destination_row_count": 3,
+                                   "last_modified_lower_bound_epoch": 0, "last_modified_upper_bound_epoch": 60}],
+    }
+    msg = json.dumps({"status": "WARNING", "data_integrity_results": [result], "log_message": "1 unhealthy"})
+    pod = PodFacts("job-worker", "Succeeded", exit_code=0, termination_message=msg)
+    status = decide(facts("IntegrityJob", status=running("IntegrityJob"), pod=pod, now=T2)).status
+    assert status["status"] == "WARNING" and status["ended_at"] == T2
+    assert status["data_integrity_results"] == [result]
+    assert status["log_message"] == "1 unhealthy"
+    validate_vendor("IntegrityJob", status)
+
+
+def test_masking_success_takes_the_counts():
+    msg = json.dumps({"status": "SUCCEEDED", "rowsMasked": 100, "rowsTotal": 100})
+    pod = PodFacts("job-worker", "Succeeded", exit_code=0, termination_message=msg)
+    status = decide(facts("MaskingExecution", status=running("MaskingExecution"), pod=pod)).status
+    assert (status["status"], status["rowsMasked"], status["rowsTotal"]) == ("SUCCEEDED", 100, 100)
+    validate_vendor("MaskingExecution", status)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_pod_failure_is_failed_with_the_reason(kind):
+    pod = PodFacts("job-worker", "Failed", exit_code=3, termination_reason="Error")
+    status = decide(facts(kind, status=running(kind), pod=pod)).status
+    assert status["status"] == "FAILED"
+    assert "exit code 3" in get_condition(status, FINISHED)["message"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    "message",
+    ["not json", "[1, 2]", '{"status": "DONE"}', '{"data_integrity_results": [{"model_name": 1}]}',
+     '{"rowsMasked": "many"}'],
+)
+def test_malformed_termination_message_is_a_clear_failure(kind, message):
+    if kind == "IntegrityJob" and message == '{"rowsMasked": "many"}':
+        message = '{"log_message": 5}'
+    if kind == "MaskingExecution" and "data_integrity_results" in message:
+        message = '{"bytesTotal": 1.5}'
+    pod = PodFacts("job-worker", "Succeeded", exit_code=0, termination_message=message)
+    status = decide(facts(kind, status=running(kind), pod=pod)).status
+    assert status["status"] == "FAILED"
+    assert "malformed termination message" in get_condition(status, FINISHED)["message"]
+    validate_vendor(kind, status)
+
+
+def test_progress_is_mirrored_while_running():
+    pod = PodFacts("job-worker", "Running", progress='{"rowsMasked": 10, "rowsTotal": -1, "bogus": 3}')
+    status = decide(facts("MaskingExecution", status=running("MaskingExecution"), pod=pod)).status
+    assert status["rowsMasked"] == 10 and status["rowsTotal"] == -1 and "bogus" not in status
+
+
+# --- cancellation -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("expected", [None, "QUEUED"])
+def test_cancel_of_queued_job_is_cancelled_at_once_without_a_pod(kind, expected):
+    cancel = {"expectedStatus": expected} if expected else {}
+    decision = decide(facts(kind, status=queued(kind), cancel=cancel, may_dispatch=True, generation=2))
+    assert decision.status["status"] == "CANCELLED"
+    assert decision.status[ENDED[kind]] == T1
+    assert not any(isinstance(a, CreatePod) for a in decision.actions)
+    assert get_condition(decision.status, CANCEL_REQUEST)["reason"] == "Accepted"
+    validate_vendor(kind, decision.status)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_manifest_with_cancel_from_the_start_never_runs(kind):
+    decision = decide(facts(kind, status=None, cancel={"graceful": True}, may_dispatch=True))
+    assert decision.status["status"] == "CANCELLED"
+    assert not any(isinstance(a, CreatePod) for a in decision.actions)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_expected_running_does_not_stop_a_queued_job(kind):
+    decision = decide(facts(kind, status=queued(kind), cancel={"expectedStatus": "RUNNING"}, generation=2))
+    cond = get_condition(decision.status, CANCEL_REQUEST)
+    assert decision.status["status"] == "QUEUED"
+    assert (cond["status"], cond["reason"], cond["observedGeneration"]) == ("False", "ExpectedStatusMismatch", 2)
+    assert "expectedStatus is RUNNING but the job is QUEUED" in cond["message"]
+    assert any(isinstance(a, Emit) and a.warning and a.reason == "CancelRejected" for a in decision.actions)
+    # ...and the job goes on: it still dispatches when a slot frees
+    later = decide(facts(kind, status=decision.status, cancel={"expectedStatus": "RUNNING"}, generation=2,
+                         may_dispatch=True))
+    assert later.status["status"] == "RUNNING"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_expected_queued_does_not_stop_a_running_job(kind):
+    pod = PodFacts("job-worker", "Running")
+    decision = decide(facts(kind, status=running(kind), pod=pod, cancel={"expectedStatus": "QUEUED"}, generation=2))
+    assert decision.status["status"] == "RUNNING"
+    assert get_condition(decision.status, CANCEL_REQUEST)["reason"] == "ExpectedStatusMismatch"
+    assert not any(isinstance(a, DeletePod) for a in decision.actions)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("graceful", [True, False])
+def test_cancel_of_running_job_deletes_pod_and_waits_for_it(kind, graceful):
+    pod = PodFacts("job-worker", "Running", grace_seconds=45)
+    cancel = {"expectedStatus": "RUNNING", "graceful": graceful}
+    first = decide(facts(kind, status=running(kind), pod=pod, cancel=cancel, generation=2))
+    assert first.status["status"] == "RUNNING"
+    assert get_condition(first.status, CANCELLING)["status"] == "True"
+    deletes = [a for a in first.actions if isinstance(a, DeletePod)]
+    assert deletes == [DeletePod("job-worker", graceful, 45 if graceful else IMMEDIATE_GRACE_SECONDS)]
+    # the pod terminates: still not CANCELLED, no second delete
+    terminating = PodFacts("job-worker", "Running", deleting=True)
+    second = decide(facts(kind, status=first.status, pod=terminating, cancel=cancel, generation=2))
+    assert second.status is None and second.actions == []
+    # the pod is gone: now CANCELLED
+    third = decide(facts(kind, status=first.status, pod=None, cancel=cancel, generation=2, now=T2))
+    assert third.status["status"] == "CANCELLED" and third.status[ENDED[kind]] == T2
+    assert get_condition(third.status, CANCELLING)["status"] == "False"
+    validate_vendor(kind, third.status)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_accepted_cancel_after_restart_deletes_a_pod_not_yet_deleting(kind):
+    pod = PodFacts("job-worker", "Running")
+    cancel = {"graceful": False}
+    first = decide(facts(kind, status=running(kind), pod=pod, cancel=cancel, generation=2))
+    # operator crashed before the delete reached the API server: same facts again
+    again = decide(facts(kind, status=first.status, pod=pod, cancel=cancel, generation=2))
+    assert again.status is None
+    assert [a for a in again.actions if isinstance(a, DeletePod)] == [DeletePod("job-worker", False, 1)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_cancel_wins_over_a_pod_that_finished_after_the_request(kind):
+    pod = PodFacts("job-worker", "Succeeded", exit_code=0, termination_message='{"status": "SUCCEEDED"}')
+    decision = decide(facts(kind, status=running(kind), pod=pod, cancel={"graceful": True}, generation=2))
+    assert decision.status["status"] == "RUNNING"
+    assert any(isinstance(a, DeletePod) for a in decision.actions)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("final", ["SUCCEEDED", "FAILED", "CANCELLED"])
+def test_cancel_of_a_finished_job_is_rejected_and_terminal_never_changes(kind, final):
+    status = queued(kind)
+    status["status"] = final
+    decision = decide(facts(kind, status=status, cancel={}, generation=2, may_dispatch=True))
+    assert decision.status["status"] == final
+    cond = get_condition(decision.status, CANCEL_REQUEST)
+    assert (cond["status"], cond["reason"]) == ("False", "AlreadyFinished")
+    assert f"already finished with status {final}" in cond["message"]
+    assert not any(isinstance(a, CreatePod | DeletePod) for a in decision.actions)
+    # evaluated once: the same generation again changes nothing
+    again = decide(facts(kind, status=decision.status, cancel={}, generation=2, may_dispatch=True))
+    assert again.status is None and again.actions == []
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_new_generation_of_cancel_is_evaluated_afresh(kind):
+    pod = PodFacts("job-worker", "Running")
+    rejected = decide(facts(kind, status=running(kind), pod=pod, cancel={"expectedStatus": "QUEUED"}, generation=2))
+    assert get_condition(rejected.status, CANCEL_REQUEST)["status"] == "False"
+    accepted = decide(facts(kind, status=rejected.status, pod=pod, cancel={"expectedStatus": "RUNNING"},
+                            generation=3))
+    assert get_condition(accepted.status, CANCEL_REQUEST)["status"] == "True"
+    assert any(isinstance(a, DeletePod) for a in accepted.actions)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_accepted_cancel_of_cancelled_job_stays_accepted_on_later_spec_changes(kind):
+    cancelled = decide(facts(kind, status=queued(kind), cancel={}, generation=2)).status
+    later = decide(facts(kind, status=cancelled, cancel={}, generation=3))
+    assert get_condition(later.status, CANCEL_REQUEST)["reason"] == "Accepted"
+    assert later.status["status"] == "CANCELLED"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_decisions_are_idempotent(kind):
+    status = running(kind)
+    pod = PodFacts("job-worker", "Running")
+    once = decide(facts(kind, status=status, pod=pod))
+    assert once.status is None and once.actions == []
