@@ -1,6 +1,6 @@
 """The API types: pydantic models that are the single source of the CRDs and the adapter's schemas."""
 
-from datajobs.models.common import CancelRequest, Condition, JobStatus, TERMINAL_STATUSES
+from datajobs.models.common import TERMINAL_STATUSES, CancelRequest, Condition, JobStatus
 from datajobs.models.integrity import (
     DataIntegrityJobResource,
     DataIntegrityResultResource,

@@ -54,8 +54,17 @@ class CancelRequest(CamelModel):
             "When the request was issued (set by the HTTP adapter). A client that repeats a request sets "
             "a new value, so the request is a new generation and is evaluated afresh."
         ),
+        max_length=64,
         json_schema_extra={"format": "date-time"},
     )
+
+
+# metav1.Condition's own validation (k8s.io/apimachinery/pkg/apis/meta/v1/types.go).
+CONDITION_TYPE_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
+)
+CONDITION_REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
 
 
 class Condition(BaseModel):
@@ -63,7 +72,9 @@ class Condition(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: str = Field(description="Type of condition in CamelCase.", max_length=316)
+    type: str = Field(
+        description="Type of condition in CamelCase.", max_length=316, pattern=CONDITION_TYPE_PATTERN
+    )
     status: Literal["True", "False", "Unknown"] = Field(description="Status of the condition.")
     observedGeneration: int | None = Field(
         default=None, ge=0, description="The .metadata.generation that the condition was set based upon."
@@ -76,6 +87,7 @@ class Condition(BaseModel):
         description="A programmatic identifier for the reason of the last transition, in CamelCase.",
         max_length=1024,
         min_length=1,
+        pattern=CONDITION_REASON_PATTERN,
     )
     message: str = Field(description="A human readable message about the transition.", max_length=32768)
 
@@ -114,6 +126,6 @@ def cancel_requested_field() -> Any:
         default=None,
         description=(
             "Set this to request cancellation (its presence is the request). Honours expectedStatus "
-            "and graceful. Once the job is CANCELLED it cannot be removed."
+            "and graceful. Once the job is CANCELLED it can be neither removed nor changed."
         ),
     )

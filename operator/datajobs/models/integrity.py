@@ -24,9 +24,9 @@ class IntegrityJobSpec(CamelModel):
         min_length=1,
         max_length=253,
         description="The unique identifier of the destination to check. Immutable.",
-        json_schema_extra={"x-kubernetes-validations": [
-            {"rule": "self == oldSelf", "message": "destinationId is immutable"}
-        ]},
+        json_schema_extra={
+            "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "destinationId is immutable"}]
+        },
     )
     org_schema: str | None = Field(default=None, max_length=253, description="The organisation's schema.")
     model_ids: list[str] | None = Field(

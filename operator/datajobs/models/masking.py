@@ -34,11 +34,15 @@ class MaskingExecutionSpec(CamelModel):
     job_id: int = Field(
         ge=1,
         description="The ID of the masking job to execute. Immutable.",
-        json_schema_extra={"x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "jobId is immutable"}]},
+        json_schema_extra={
+            "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "jobId is immutable"}]
+        },
     )
     connector_type: ConnectorType | None = Field(
         default=None,
-        description="The type of the source connector. Only used for multi-tenant jobs that are also on-the-fly.",
+        description=(
+            "The type of the source connector. Only used for multi-tenant jobs that are also on-the-fly."
+        ),
     )
     source_connector_id: int | None = Field(
         default=None, ge=1, description="The ID of the source connector (multi-tenant on-the-fly jobs)."
@@ -77,7 +81,10 @@ class Execution(BaseModel):
     )
     source_connector_id: int | None = Field(
         default=None,
-        description="The ID of the source connector. Only used for multi-tenant jobs that are also on-the-fly.",
+        description=(
+            "The ID of the source connector. This field is only used for multi-tenant jobs that are also "
+            "on-the-fly."
+        ),
     )
     target_connector_id: int | None = Field(
         default=None, description="The ID of the target connector. Only used for multi-tenant jobs."
