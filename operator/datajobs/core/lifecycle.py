@@ -302,3 +302,21 @@ def _json_object(raw: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise MalformedReport("not a JSON object")
     return value
+
+
+def worker_rejected(facts: JobFacts, reason: str) -> Decision:
+    """The API server refused the worker pod (e.g. an invalid template): the job FAILED, visibly, once."""
+    shape = SHAPES[facts.kind]
+    status = copy.deepcopy(facts.status or {})
+    actions: list[Action] = []
+    generation = int(facts.meta.get("generation") or 1)
+    _finish(
+        shape,
+        status,
+        JobStatus.FAILED,
+        f"worker pod rejected by the API server: {reason}",
+        generation,
+        facts.now,
+        actions,
+    )
+    return Decision(status=status, actions=actions)

@@ -1,0 +1,304 @@
+"""The engine: keeps the store, grants queue slots, and runs reconciles that apply the core's decisions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from datajobs.controller import metrics
+from datajobs.controller.config import OperatorConfig
+from datajobs.controller.counter import ExecutionIds
+from datajobs.controller.kubeio import Conflict, Gone, KubeIO
+from datajobs.controller.store import Store
+from datajobs.controller.workqueue import WorkQueue
+from datajobs.core.lifecycle import CreatePod, Decision, DeletePod, Emit, JobFacts, decide, worker_rejected
+from datajobs.core.observe import pod_facts, queue_slot, sort_key
+from datajobs.core.queue import DispatchQueue, Slot
+from datajobs.core.shapes import SHAPES
+from datajobs.core.workerpod import LABEL_MANAGED_BY, MANAGED_BY, WorkerDefaults, build_worker_pod
+from datajobs.models.kinds import KINDS, MASKING_EXECUTION
+
+log = logging.getLogger("datajobs.operator")
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Engine:
+    """One per operator process. kopf handlers feed it events; its workers reconcile one job at a time."""
+
+    def __init__(self, io: KubeIO, config: OperatorConfig) -> None:
+        self.io = io
+        self.config = config
+        self.store = Store()
+        self.work = WorkQueue()
+        self.queues = {
+            k.kind: DispatchQueue(config.max_running, config.max_running_per_namespace) for k in KINDS
+        }
+        self.ids = ExecutionIds(io, config.state_namespace)
+        self.defaults = WorkerDefaults(
+            image=config.worker_image, service_account=config.worker_service_account
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+        self._side_tasks: set[asyncio.Task[None]] = set()
+        self._events = asyncio.Semaphore(16)
+        self._first_seen: dict[str, float] = {}
+        self._cancel_seen: dict[str, tuple[int, float]] = {}
+        self.synced = False
+        self._instance = socket.gethostname()
+
+    # -- lifecycle of the engine -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """List every job and worker pod once (so decisions never see half a cluster), then start workers."""
+        namespaces = self.config.namespaces or (None,)
+        for namespace in namespaces:
+            pods = await self.io.list_pods(namespace, f"{LABEL_MANAGED_BY}={MANAGED_BY}")
+            for pod in pods.get("items", []):
+                self.store.put_pod(pod)
+            for kind in KINDS:
+                listing = await self.io.list_jobs(kind.kind, namespace)
+                for item in listing.get("items", []):
+                    item.setdefault("apiVersion", kind.api_version)
+                    item.setdefault("kind", kind.kind)
+                    self._observe_job(kind.kind, item)
+        for uid in list(self.store.jobs):
+            self.work.add(uid)
+        for kind in KINDS:
+            self._schedule(kind.kind)
+        self._tasks = [
+            asyncio.create_task(self._worker(), name=f"reconcile-{i}")
+            for i in range(self.config.reconcile_workers)
+        ]
+        self._tasks.append(asyncio.create_task(self._resync(), name="resync"))
+        self.synced = True
+        log.info("engine started: %d jobs, %d worker pods", len(self.store.jobs), len(self.store.pods))
+
+    async def stop(self) -> None:
+        for task in self._tasks + list(self._side_tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._side_tasks, return_exceptions=True)
+
+    # -- events in -----------------------------------------------------------------------------------------
+
+    def job_event(self, kind: str, event_type: str | None, body: dict[str, Any]) -> None:
+        uid = body["metadata"]["uid"]
+        if event_type == "DELETED":
+            self.store.drop_job(body)
+            self.queues[kind].observe(uid, body["metadata"]["namespace"], Slot.NONE)
+            self._first_seen.pop(uid, None)
+            self._cancel_seen.pop(uid, None)
+            self._schedule(kind)
+            return
+        self._observe_job(kind, body)
+        self.work.add(uid)
+
+    def pod_event(self, event_type: str | None, body: dict[str, Any]) -> None:
+        job_uid = self.store.drop_pod(body) if event_type == "DELETED" else self.store.put_pod(body)
+        if job_uid and job_uid in self.store.jobs:
+            self.work.add(job_uid)
+
+    def _observe_job(self, kind: str, body: dict[str, Any]) -> None:
+        if not self.store.put_job(kind, body):
+            return
+        meta, status = body["metadata"], body.get("status") or {}
+        self._first_seen.setdefault(meta["uid"], time.monotonic())
+        if isinstance(status.get("executionId"), int):
+            self.ids.raise_floor(status["executionId"])
+        slot = queue_slot(body)
+        self.queues[kind].observe(
+            meta["uid"], meta["namespace"], slot, sort_key(body, SHAPES[kind].submitted)
+        )
+        if slot is Slot.NONE:
+            self._first_seen.pop(meta["uid"], None)
+        self._schedule(kind)
+
+    def _schedule(self, kind: str) -> None:
+        for uid in self.queues[kind].grant():
+            self.work.add(uid)
+
+    # -- reconcile ---------------------------------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        while True:
+            uid = await self.work.get()
+            try:
+                await self.reconcile(uid)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                kind = self.store.jobs.get(uid, ("unknown",))[0]
+                metrics.RECONCILE_ERRORS.labels(kind=kind).inc()
+                log.warning("reconcile of job uid=%s failed, retrying in 5s: %s", uid, exc, exc_info=exc)
+                self.work.add_after(uid, 5.0)
+            finally:
+                self.work.done(uid)
+
+    async def _resync(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.resync_seconds)
+            for uid, (_, body) in list(self.store.jobs.items()):
+                if queue_slot(body) is not Slot.NONE:
+                    self.work.add(uid)
+
+    async def reconcile(self, uid: str) -> None:
+        entry = self.store.jobs.get(uid)
+        if entry is None:
+            return
+        kind, body = entry
+        meta, status = body["metadata"], body.get("status")
+        execution_id = None
+        if kind == MASKING_EXECUTION.kind and not (status or {}).get("status"):
+            execution_id = await self.ids.next()
+        facts = JobFacts(
+            kind=kind,
+            meta=meta,
+            spec=body.get("spec") or {},
+            status=status,
+            pod=pod_facts(self.store.pods.get(uid)),
+            may_dispatch=self.queues[kind].is_granted(uid),
+            now=now_rfc3339(),
+            execution_id=execution_id,
+        )
+        self._note_cancel(facts)
+        decision = decide(facts)
+        body = await self._write(kind, body, decision)
+        if body is None:
+            return
+        for action in decision.actions:
+            if isinstance(action, CreatePod):
+                await self._create_pod(kind, body, facts)
+            elif isinstance(action, DeletePod):
+                await self.io.stop_pod(
+                    meta["namespace"],
+                    action.name,
+                    "graceful" if action.graceful else "immediate",
+                    action.grace_seconds,
+                )
+                self._observe_cancel_latency(kind, uid, "delete_requested")
+            elif isinstance(action, Emit):
+                self._emit(body, action)
+
+    async def _write(self, kind: str, body: dict[str, Any], decision: Decision) -> dict[str, Any] | None:
+        """Write the decided status (if any) at the resourceVersion it was decided on; None if stale."""
+        if decision.status is None:
+            return body
+        meta = body["metadata"]
+        before = (body.get("status") or {}).get("status")
+        try:
+            written = await self.io.write_status(kind, body, decision.status)
+        except Conflict:
+            metrics.STATUS_WRITES.labels(kind=kind, result="conflict").inc()
+            try:
+                fresh = await self.io.get_job(kind, meta["namespace"], meta["name"])
+            except Gone:
+                self.job_event(kind, "DELETED", body)
+                return None
+            self._observe_job(kind, fresh)
+            self.work.add(meta["uid"])
+            return None
+        except Gone:
+            self.job_event(kind, "DELETED", body)
+            return None
+        metrics.STATUS_WRITES.labels(kind=kind, result="ok").inc()
+        after = decision.status["status"]
+        if before != after:
+            log.info(
+                "job %s/%s kind=%s status %s -> %s",
+                meta["namespace"],
+                meta["name"],
+                kind,
+                before or "(new)",
+                after,
+            )
+            if after == "CANCELLED":
+                self._observe_cancel_latency(kind, meta["uid"], "cancelled")
+        self._observe_job(kind, written)
+        return written
+
+    async def _create_pod(self, kind: str, body: dict[str, Any], facts: JobFacts) -> None:
+        pod = build_worker_pod(kind, body, self.defaults)
+        try:
+            await self.io.create_pod(pod)
+        except ApiException as exc:
+            if exc.status not in (400, 422):
+                raise  # forbidden by a quota, the API server busy, …: worth retrying
+            reason = f"HTTP {exc.status}: {exc.body!s:.500}"
+            log.warning(
+                "worker pod of %s/%s rejected: %s", facts.meta["namespace"], facts.meta["name"], reason
+            )
+            failed = worker_rejected(
+                JobFacts(kind, body["metadata"], facts.spec, body.get("status"), None, False, now_rfc3339()),
+                reason,
+            )
+            written = await self._write(kind, body, failed)
+            for action in failed.actions:
+                if isinstance(action, Emit) and written is not None:
+                    self._emit(written, action)
+            return
+        started = self._first_seen.get(body["metadata"]["uid"])
+        if started is not None:
+            metrics.DISPATCH_LATENCY.labels(kind=kind).observe(time.monotonic() - started)
+
+    # -- observability -----------------------------------------------------------------------------------
+
+    def _note_cancel(self, facts: JobFacts) -> None:
+        if facts.spec.get("cancelRequested") is None:
+            return
+        generation = int(facts.meta.get("generation") or 1)
+        seen = self._cancel_seen.get(facts.meta["uid"])
+        if seen is None or seen[0] != generation:
+            self._cancel_seen[facts.meta["uid"]] = (generation, time.monotonic())
+
+    def _observe_cancel_latency(self, kind: str, uid: str, phase: str) -> None:
+        seen = self._cancel_seen.get(uid)
+        if seen is not None:
+            metrics.CANCEL_LATENCY.labels(kind=kind, phase=phase).observe(time.monotonic() - seen[1])
+
+    def _emit(self, body: dict[str, Any], action: Emit) -> None:
+        meta = body["metadata"]
+        now = now_rfc3339()
+        event = {
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": body.get("apiVersion"),
+                "kind": body.get("kind"),
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "reason": action.reason,
+            "message": action.message[:1024],
+            "type": "Warning" if action.warning else "Normal",
+            "source": {"component": MANAGED_BY},
+            "reportingComponent": MANAGED_BY,
+            "reportingInstance": self._instance,
+            "firstTimestamp": now[:19] + "Z",
+            "lastTimestamp": now[:19] + "Z",
+            "count": 1,
+        }
+        task = asyncio.create_task(self._post_event(event))
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    async def _post_event(self, event: dict[str, Any]) -> None:
+        async with self._events:
+            try:
+                await self.io.create_event(event)
+            except Exception as exc:  # events are best effort: never fail a transition for one
+                log.debug("event %s not posted: %s", event["reason"], exc)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        result: dict[str, dict[str, int]] = {k.kind: {} for k in KINDS}
+        for kind, body in self.store.jobs.values():
+            value = (body.get("status") or {}).get("status") or "PENDING"
+            result[kind][value] = result[kind].get(value, 0) + 1
+        return result

@@ -1,0 +1,75 @@
+"""The kopf handlers: settings and clients at startup, then every event handed to the engine."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+import kopf
+
+from datajobs.controller import metrics
+from datajobs.controller.config import OperatorConfig
+from datajobs.controller.engine import Engine
+from datajobs.controller.kubeio import KubeIO
+from datajobs.core.workerpod import LABEL_MANAGED_BY, MANAGED_BY
+from datajobs.kube.config import new_api_client
+from datajobs.models.kinds import GROUP, INTEGRITY_JOB, MASKING_EXECUTION, VERSION
+
+_engine: Engine | None = None  # for the metrics collector, which runs outside kopf's handler context
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    global _engine
+    config: OperatorConfig = memo.config
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING  # our engine posts the lifecycle Events itself
+    settings.watching.server_timeout = 600
+    settings.watching.client_timeout = 660
+    settings.networking.request_timeout = 60
+    api = await new_api_client(config.kubeconfig, max_connections=max(8, config.reconcile_workers * 2))
+    memo.api = api
+    engine = Engine(KubeIO(api), config)
+    await engine.start()
+    memo.engine = engine
+    _engine = engine
+
+
+@kopf.on.cleanup()
+async def shutdown(memo: kopf.Memo, **_: Any) -> None:
+    engine: Engine | None = memo.get("engine")
+    if engine is not None:
+        await engine.stop()
+    if memo.get("api") is not None:
+        await memo.api.close()
+
+
+@kopf.on.probe(id="engine")
+def engine_probe(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
+    engine: Engine | None = memo.get("engine")
+    if engine is None or not engine.synced:
+        raise kopf.TemporaryError("engine not started", delay=1)
+    return {"jobs": len(engine.store.jobs), "pending_reconciles": len(engine.work)}
+
+
+@kopf.on.event(GROUP, VERSION, INTEGRITY_JOB.plural)
+async def integrity_job_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.engine.job_event(INTEGRITY_JOB.kind, type, copy.deepcopy(dict(body)))
+
+
+@kopf.on.event(GROUP, VERSION, MASKING_EXECUTION.plural)
+async def masking_execution_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.engine.job_event(MASKING_EXECUTION.kind, type, copy.deepcopy(dict(body)))
+
+
+@kopf.on.event("", "v1", "pods", labels={LABEL_MANAGED_BY: MANAGED_BY})
+async def worker_pod_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.engine.pod_event(type, copy.deepcopy(dict(body)))
+
+
+metrics.register_engine(lambda: _engine)

@@ -1,0 +1,160 @@
+"""Every API call the operator makes, as raw JSON over kubernetes_asyncio's connection pool."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+from urllib.parse import quote
+
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from datajobs.core.workerpod import ANNOTATION_CANCEL_MODE
+from datajobs.models.kinds import GROUP, KINDS, VERSION, KindInfo
+
+log = logging.getLogger(__name__)
+MERGE_PATCH = "application/merge-patch+json"
+KIND_BY_NAME: dict[str, KindInfo] = {k.kind: k for k in KINDS}
+
+
+class Conflict(Exception):
+    """The object changed since it was read (HTTP 409 on a resourceVersion precondition)."""
+
+
+class Gone(Exception):
+    """The object no longer exists (HTTP 404)."""
+
+
+class KubeIO:
+    """A thin async client: job status writes with preconditions, pods, events, the counter ConfigMap."""
+
+    def __init__(self, api: client.ApiClient, field_manager: str = "datajobs-operator") -> None:
+        self.api = api
+        self.field_manager = field_manager
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        config = self.api.configuration
+        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        token = await config.get_api_key_with_prefix("authorization", alias="BearerToken")
+        if token:
+            headers["Authorization"] = token
+        try:
+            response = await self.api.rest_client.request(
+                method,
+                config.host + path,
+                query_params=params,
+                headers=headers,
+                body=body,
+                _request_timeout=30,
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                raise Conflict(_reason(exc)) from exc
+            if exc.status == 404:
+                raise Gone(_reason(exc)) from exc
+            raise
+        return json.loads(response.data) if response.data else {}
+
+    # -- jobs ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def job_path(kind: str, namespace: str | None, name: str | None = None) -> str:
+        plural = KIND_BY_NAME[kind].plural
+        base = f"/apis/{GROUP}/{VERSION}"
+        path = f"{base}/namespaces/{quote(namespace)}/{plural}" if namespace else f"{base}/{plural}"
+        return f"{path}/{quote(name)}" if name else path
+
+    async def list_jobs(self, kind: str, namespace: str | None) -> dict[str, Any]:
+        return await self.call("GET", self.job_path(kind, namespace))
+
+    async def get_job(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        return await self.call("GET", self.job_path(kind, namespace, name))
+
+    async def write_status(self, kind: str, body: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        """Merge-patch the status subresource, only if the job is still at the resourceVersion we read."""
+        meta = body["metadata"]
+        patch = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": status}
+        return await self.call(
+            "PATCH",
+            self.job_path(kind, meta["namespace"], meta["name"]) + "/status",
+            params={"fieldManager": self.field_manager},
+            body=patch,
+            content_type=MERGE_PATCH,
+        )
+
+    # -- pods ------------------------------------------------------------------------------------------
+
+    async def list_pods(self, namespace: str | None, selector: str) -> dict[str, Any]:
+        path = f"/api/v1/namespaces/{quote(namespace)}/pods" if namespace else "/api/v1/pods"
+        return await self.call("GET", path, params={"labelSelector": selector})
+
+    async def create_pod(self, pod: dict[str, Any]) -> dict[str, Any] | None:
+        """Create the pod; None when it already exists (the name is deterministic, so that is our pod)."""
+        namespace = pod["metadata"]["namespace"]
+        try:
+            return await self.call(
+                "POST",
+                f"/api/v1/namespaces/{quote(namespace)}/pods",
+                params={"fieldManager": self.field_manager},
+                body=pod,
+            )
+        except Conflict:
+            return None
+
+    async def stop_pod(self, namespace: str, name: str, mode: str, grace_seconds: int) -> None:
+        """Tell the worker how it is being stopped (annotation), then delete it with that grace."""
+        path = f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(name)}"
+        try:
+            await self.call(
+                "PATCH",
+                path,
+                params={"fieldManager": self.field_manager},
+                body={"metadata": {"annotations": {ANNOTATION_CANCEL_MODE: mode}}},
+                content_type=MERGE_PATCH,
+            )
+            await self.call(
+                "DELETE",
+                path,
+                body={
+                    "apiVersion": "v1",
+                    "kind": "DeleteOptions",
+                    "gracePeriodSeconds": grace_seconds,
+                    "propagationPolicy": "Background",
+                },
+            )
+        except Gone:
+            log.debug("pod %s/%s already gone", namespace, name)
+
+    # -- events and the execution counter --------------------------------------------------------------
+
+    async def create_event(self, event: dict[str, Any]) -> None:
+        namespace = event["metadata"]["namespace"]
+        await self.call("POST", f"/api/v1/namespaces/{quote(namespace)}/events", body=event)
+
+    async def get_configmap(self, namespace: str, name: str) -> dict[str, Any]:
+        return await self.call("GET", f"/api/v1/namespaces/{quote(namespace)}/configmaps/{quote(name)}")
+
+    async def create_configmap(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.call("POST", f"/api/v1/namespaces/{quote(namespace)}/configmaps", body=body)
+
+    async def replace_configmap(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        name = body["metadata"]["name"]
+        return await self.call(
+            "PUT", f"/api/v1/namespaces/{quote(namespace)}/configmaps/{quote(name)}", body=body
+        )
+
+
+def _reason(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body).get("message", exc.reason))
+    except (TypeError, ValueError):
+        return str(exc.reason)

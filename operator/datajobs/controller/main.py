@@ -1,0 +1,114 @@
+"""`datajobs run`: parse the operator's flags and run kopf with our handlers."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+
+import kopf
+from prometheus_client import start_http_server
+
+from datajobs.controller.config import OperatorConfig
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"DATAJOBS_{name}", default)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kubeconfig", default=_env("KUBECONFIG"), help="kubeconfig file (default: in-cluster)"
+    )
+    parser.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        help="watch only this namespace (repeatable; default: all namespaces)",
+    )
+    parser.add_argument(
+        "--max-running",
+        type=int,
+        default=int(_env("MAX_RUNNING", "10") or 10),
+        help="running jobs allowed per kind (DATAJOBS_MAX_RUNNING)",
+    )
+    parser.add_argument(
+        "--max-running-per-namespace",
+        type=int,
+        default=int(v) if (v := _env("MAX_RUNNING_PER_NAMESPACE")) else None,
+        help="optional cap of running jobs per kind and namespace",
+    )
+    parser.add_argument(
+        "--worker-image",
+        default=_env("WORKER_IMAGE", "datajobs-operator:0.1.0"),
+        help="image of the default (reference) worker",
+    )
+    parser.add_argument(
+        "--worker-service-account",
+        default=_env("WORKER_SERVICE_ACCOUNT"),
+        help="ServiceAccount of default worker pods",
+    )
+    parser.add_argument(
+        "--state-namespace",
+        default=_env("STATE_NAMESPACE", "datajobs-system"),
+        help="namespace of the executionId counter ConfigMap (created if missing: no)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(_env("RECONCILE_WORKERS", "32") or 32),
+        help="concurrent reconciles",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(_env("METRICS_PORT", "9090") or 9090),
+        help="Prometheus /metrics port (0 disables)",
+    )
+    parser.add_argument(
+        "--liveness-port",
+        type=int,
+        default=int(_env("LIVENESS_PORT", "8081") or 8081),
+        help="kopf liveness /healthz port (0 disables)",
+    )
+    parser.add_argument(
+        "--bind-address",
+        default=_env("BIND_ADDRESS", "0.0.0.0"),
+        help="address for the metrics and liveness servers",
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    config = OperatorConfig(
+        kubeconfig=args.kubeconfig,
+        namespaces=tuple(args.namespace),
+        max_running=args.max_running,
+        max_running_per_namespace=args.max_running_per_namespace,
+        worker_image=args.worker_image,
+        worker_service_account=args.worker_service_account,
+        state_namespace=args.state_namespace,
+        reconcile_workers=args.workers,
+        metrics_port=args.metrics_port or None,
+        liveness_port=args.liveness_port or None,
+        bind_address=args.bind_address,
+    )
+    if config.kubeconfig:
+        os.environ["KUBECONFIG"] = config.kubeconfig  # kopf's own login reads it
+    import datajobs.controller.handlers  # noqa: F401  (registers the handlers)
+
+    if config.metrics_port:
+        start_http_server(config.metrics_port, addr=config.bind_address)
+    liveness = (
+        f"http://{config.bind_address}:{config.liveness_port}/healthz" if config.liveness_port else None
+    )
+    asyncio.run(
+        kopf.operator(
+            clusterwide=not config.namespaces,
+            namespaces=list(config.namespaces),
+            standalone=True,
+            liveness_endpoint=liveness,
+            memo=kopf.Memo(config=config),
+        )
+    )
+    return 0

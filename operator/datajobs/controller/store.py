@@ -1,0 +1,66 @@
+"""The operator's view of its jobs and worker pods, fed by watch events and its own writes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from datajobs.core.workerpod import LABEL_JOB_UID
+
+
+def resource_version(body: dict[str, Any]) -> int:
+    # resourceVersions are opaque by contract, but etcd-backed ones are increasing integers; comparing them
+    # lets a newer object (from our own write) win over an older watch event that arrives later.
+    try:
+        return int(body["metadata"].get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+class Store:
+    """Latest known jobs (by uid) and worker pods (by their job's uid); stale versions never win."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.pods: dict[str, dict[str, Any]] = {}
+        self._deleted_jobs: dict[str, int] = {}
+        self._deleted_pods: set[str] = set()
+
+    def put_job(self, kind: str, body: dict[str, Any]) -> bool:
+        uid, rv = body["metadata"]["uid"], resource_version(body)
+        if uid in self._deleted_jobs and rv <= self._deleted_jobs[uid]:
+            return False
+        current = self.jobs.get(uid)
+        if current is not None and resource_version(current[1]) >= rv:
+            return False
+        self.jobs[uid] = (kind, body)
+        return True
+
+    def drop_job(self, body: dict[str, Any]) -> None:
+        uid = body["metadata"]["uid"]
+        self._deleted_jobs[uid] = resource_version(body)
+        self.jobs.pop(uid, None)
+        self.pods.pop(uid, None)
+
+    def put_pod(self, body: dict[str, Any]) -> str | None:
+        """Store a worker pod; returns its job's uid (None for a pod that is not a worker)."""
+        meta = body["metadata"]
+        job_uid = (meta.get("labels") or {}).get(LABEL_JOB_UID)
+        if not job_uid or meta["uid"] in self._deleted_pods:
+            return job_uid
+        current = self.pods.get(job_uid)
+        if (
+            current is None
+            or current["metadata"]["uid"] != meta["uid"]
+            or (resource_version(current) < resource_version(body))
+        ):
+            self.pods[job_uid] = body
+        return job_uid
+
+    def drop_pod(self, body: dict[str, Any]) -> str | None:
+        meta = body["metadata"]
+        job_uid = (meta.get("labels") or {}).get(LABEL_JOB_UID)
+        self._deleted_pods.add(meta["uid"])
+        current = self.pods.get(job_uid) if job_uid else None
+        if current is not None and current["metadata"]["uid"] == meta["uid"]:
+            del self.pods[job_uid]
+        return job_uid
