@@ -6,6 +6,7 @@ import asyncio
 import logging
 import socket
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,10 +15,20 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from datajobs.controller import metrics
 from datajobs.controller.config import OperatorConfig
 from datajobs.controller.counter import ExecutionIds
+from datajobs.controller.faults import crash_point
 from datajobs.controller.kubeio import Conflict, Gone, KubeIO
 from datajobs.controller.store import Store
 from datajobs.controller.workqueue import WorkQueue
-from datajobs.core.lifecycle import CreatePod, Decision, DeletePod, Emit, JobFacts, decide, worker_rejected
+from datajobs.core.lifecycle import (
+    CreatePod,
+    Decision,
+    DeletePod,
+    Emit,
+    JobFacts,
+    PodFacts,
+    decide,
+    worker_rejected,
+)
 from datajobs.core.observe import pod_facts, queue_slot, sort_key
 from datajobs.core.queue import DispatchQueue, Slot
 from datajobs.core.shapes import SHAPES
@@ -51,6 +62,7 @@ class Engine:
         self._events = asyncio.Semaphore(16)
         self._first_seen: dict[str, float] = {}
         self._cancel_seen: dict[str, tuple[int, float]] = {}
+        self._stop_requested: set[str] = set()  # pod uids we asked to delete (until their event shows it)
         self.synced = False
         self._instance = socket.gethostname()
 
@@ -101,6 +113,8 @@ class Engine:
         self.work.add(uid)
 
     def pod_event(self, event_type: str | None, body: dict[str, Any]) -> None:
+        if event_type == "DELETED":
+            self._stop_requested.discard(body["metadata"]["uid"])
         job_uid = self.store.drop_pod(body) if event_type == "DELETED" else self.store.put_pod(body)
         if job_uid and job_uid in self.store.jobs:
             self.work.add(job_uid)
@@ -162,7 +176,7 @@ class Engine:
             meta=meta,
             spec=body.get("spec") or {},
             status=status,
-            pod=pod_facts(self.store.pods.get(uid)),
+            pod=self._pod_facts(uid),
             may_dispatch=self.queues[kind].is_granted(uid),
             now=now_rfc3339(),
             execution_id=execution_id,
@@ -186,12 +200,22 @@ class Engine:
             elif isinstance(action, Emit):
                 self._emit(body, action)
 
+    def _pod_facts(self, uid: str) -> PodFacts | None:
+        pod = self.store.pods.get(uid)
+        facts = pod_facts(pod)
+        if facts is not None and pod is not None and not facts.deleting:
+            if pod["metadata"]["uid"] in self._stop_requested:
+                facts = replace(facts, deleting=True)  # our delete is in flight; don't send another
+        return facts
+
     async def _write(self, kind: str, body: dict[str, Any], decision: Decision) -> dict[str, Any] | None:
         """Write the decided status (if any) at the resourceVersion it was decided on; None if stale."""
         if decision.status is None:
             return body
         meta = body["metadata"]
         before = (body.get("status") or {}).get("status")
+        if decision.status.get("status") == "CANCELLED" and before == "RUNNING":
+            crash_point("before-cancelled-write")
         try:
             written = await self.io.write_status(kind, body, decision.status)
         except Conflict:

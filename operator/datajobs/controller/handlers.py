@@ -6,7 +6,9 @@ import copy
 import logging
 from typing import Any
 
+import aiohttp
 import kopf
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from datajobs.controller import metrics
 from datajobs.controller.config import OperatorConfig
@@ -35,7 +37,13 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     api = await new_api_client(config.kubeconfig, max_connections=max(8, config.reconcile_workers * 2))
     memo.api = api
     engine = Engine(KubeIO(api), config)
-    await engine.start()
+    try:
+        await engine.start()
+    except (ApiException, aiohttp.ClientError) as exc:
+        await api.close()
+        if isinstance(exc, ApiException) and exc.status not in (429, 500, 502, 503, 504):
+            raise kopf.PermanentError(f"cannot list jobs and pods: HTTP {exc.status} {exc.reason}") from exc
+        raise kopf.TemporaryError(f"API server not ready: {exc}", delay=1) from exc
     memo.engine = engine
     _engine = engine
 
