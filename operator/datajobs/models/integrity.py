@@ -48,10 +48,14 @@ class MismatchedPartition(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"additionalProperties": False})
 
-    source_row_count: int
-    destination_row_count: int
-    last_modified_lower_bound_epoch: int
-    last_modified_upper_bound_epoch: int
+    source_row_count: int = Field(description="Number of rows in the partition at the source.")
+    destination_row_count: int = Field(description="Number of rows in the partition at the destination.")
+    last_modified_lower_bound_epoch: int = Field(
+        description="Lower bound of the partition's last-modified values, in seconds since the epoch."
+    )
+    last_modified_upper_bound_epoch: int = Field(
+        description="Upper bound of the partition's last-modified values, in seconds since the epoch."
+    )
 
 
 class DataIntegrityResultResource(BaseModel):
