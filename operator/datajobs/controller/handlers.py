@@ -21,6 +21,15 @@ from datajobs.models.kinds import GROUP, INTEGRITY_JOB, MASKING_EXECUTION, VERSI
 _engine: Engine | None = None  # for the metrics collector, which runs outside kopf's handler context
 
 
+@kopf.on.login()
+def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
+    """An explicit --kubeconfig wins; otherwise the pod's ServiceAccount; otherwise $KUBECONFIG."""
+    config: OperatorConfig = memo.config
+    if config.kubeconfig:
+        return kopf.login_with_kubeconfig(**kwargs)
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     global _engine
