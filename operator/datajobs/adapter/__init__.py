@@ -1,0 +1,1 @@
+"""The HTTP adapter: Prequel's and Delphix's job endpoints, mapped onto the custom resources."""

@@ -1,0 +1,1 @@
+"""Small, neutral Kubernetes helpers shared by the operator and the adapter (client configuration)."""
