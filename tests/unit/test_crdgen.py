@@ -141,6 +141,11 @@ def test_schema_is_structural(info: KindInfo) -> None:
         if "additionalProperties" in node:
             assert isinstance(node["additionalProperties"], dict), path
         assert set(node.get("required", [])) <= set(node.get("properties", {})), path
+        for name in node.get("required", []):
+            assert "default" not in node["properties"][name], f"{path}.{name}: a default defeats required"
+        for key in node.get("x-kubernetes-list-map-keys", []):
+            item = node["items"]
+            assert key in item.get("required", []) or "default" in item["properties"][key], f"{path}: {key}"
 
 
 @pytest.mark.parametrize("info", KINDS, ids=lambda i: i.kind)
@@ -344,7 +349,8 @@ MINI_OPENAPI: dict[str, Any] = {
                 "required": ["name"],
                 "properties": {
                     "name": {"type": "string", "default": ""},
-                    "port": {"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.util.intstr.IntOrString"},
+                    "protocol": {"type": "string", "default": "TCP"},
+                    "port": {"$ref": K + "io.k8s.apimachinery.pkg.util.intstr.IntOrString"},
                 },
                 "x-kubernetes-unions": [{"discriminator": "type"}],
             },
@@ -379,7 +385,8 @@ def test_extract_inlines_and_converts() -> None:
             "type": "object",
             "required": ["name"],
             "properties": {
-                "name": {"type": "string", "default": ""},
+                "name": {"type": "string"},  # required: its zero-value default would defeat that
+                "protocol": {"type": "string", "default": "TCP"},
                 "port": {"anyOf": INT_OR_STRING_ANY_OF, "x-kubernetes-int-or-string": True},
             },
         },

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
-import logging
-import sys
-from collections.abc import Sequence
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 KUBERNETES_VERSION = "v1.34.4"
@@ -46,8 +41,6 @@ _KEPT = frozenset(
 _DROPPED = frozenset(
     {"description", "x-kubernetes-patch-strategy", "x-kubernetes-patch-merge-key", "x-kubernetes-unions"}
 )
-
-log = logging.getLogger(__name__)
 
 
 class UnsupportedSchema(ValueError):
@@ -110,6 +103,10 @@ def extract(openapi: dict[str, Any], root: str = ROOT) -> dict[str, Any]:
                 continue
             else:
                 out[key] = copy.deepcopy(value)
+        for name in out.get("required", []):
+            # openapi-gen gives required strings and numbers their zero value as a default; a CRD would
+            # apply it before checking `required`, so a container without a name would be accepted.
+            out["properties"][name].pop("default", None)
         return out
 
     return convert(schemas[root], (root,))
@@ -125,24 +122,3 @@ def load() -> dict[str, Any]:
 def dumps(schema: dict[str, Any]) -> str:
     """The stored file's exact bytes: sorted keys, one key per line, so diffs stay readable."""
     return json.dumps(schema, indent=1, sort_keys=True) + "\n"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Regenerate the stored PodTemplateSpec schema.")
-    parser.add_argument(
-        "--openapi",
-        type=Path,
-        required=True,
-        help=f"Kubernetes {KUBERNETES_VERSION} api/openapi-spec/v3/api__v1_openapi.json",
-    )
-    parser.add_argument("--out", type=Path, required=True, help="the JSON file to write")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    schema = extract(json.loads(args.openapi.read_text("utf-8")))
-    args.out.write_text(dumps(schema), "utf-8")
-    log.info("wrote %s (%d bytes)", args.out, args.out.stat().st_size)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
