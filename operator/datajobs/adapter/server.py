@@ -80,6 +80,8 @@ class Adapter:
                 self.file_keys.load()
             except (OSError, KeysError, UnicodeDecodeError) as exc:
                 raise StartupError(f"cannot load API keys: {exc}") from None
+        if cfg.api_keys_secret is None and not len(self.keys):
+            raise StartupError("no API keys configured: the keys document lists no key")
         try:
             self.api = await new_api_client(cfg.kubeconfig, cfg.context)
         except Exception as exc:
