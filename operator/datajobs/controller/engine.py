@@ -188,14 +188,15 @@ class Engine:
             return
         for action in decision.actions:
             if isinstance(action, CreatePod):
+                crash_point("before-create-pod")
                 await self._create_pod(kind, body, facts)
             elif isinstance(action, DeletePod):
-                await self.io.stop_pod(
-                    meta["namespace"],
-                    action.name,
-                    "graceful" if action.graceful else "immediate",
-                    action.grace_seconds,
-                )
+                crash_point("before-stop-pod")
+                mode = "graceful" if action.graceful else "immediate"
+                await self.io.stop_pod(meta["namespace"], action.name, mode, action.grace_seconds)
+                pod = self.store.pods.get(uid)
+                if pod is not None:
+                    self._stop_requested.add(pod["metadata"]["uid"])
                 self._observe_cancel_latency(kind, uid, "delete_requested")
             elif isinstance(action, Emit):
                 self._emit(body, action)
@@ -250,7 +251,11 @@ class Engine:
     async def _create_pod(self, kind: str, body: dict[str, Any], facts: JobFacts) -> None:
         pod = build_worker_pod(kind, body, self.defaults)
         try:
-            await self.io.create_pod(pod)
+            created = await self.io.create_pod(pod)
+            if created is None:  # it already existed: read it, so our view never misses a live pod
+                created = await self.io.get_pod(pod["metadata"]["namespace"], pod["metadata"]["name"])
+            # The watch event comes later; until then a cancel must not take "no pod seen" for "pod gone".
+            self.store.put_pod(created)
         except ApiException as exc:
             if exc.status not in (400, 422):
                 raise  # forbidden by a quota, the API server busy, …: worth retrying

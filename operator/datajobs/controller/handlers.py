@@ -40,6 +40,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         prefix=GROUP, key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING  # our engine posts the lifecycle Events itself
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # one "handler succeeded" line per event
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # liveness probes
     settings.watching.server_timeout = 600
     settings.watching.client_timeout = 660
     settings.networking.request_timeout = 60

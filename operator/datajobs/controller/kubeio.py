@@ -110,6 +110,9 @@ class KubeIO:
         except Conflict:
             return None
 
+    async def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
+        return await self.call("GET", f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(name)}")
+
     async def stop_pod(self, namespace: str, name: str, mode: str, grace_seconds: int) -> None:
         """Tell the worker how it is being stopped (annotation), then delete it with that grace."""
         path = f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(name)}"
