@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from helpers import wait_for
 
-pytestmark = pytest.mark.integration
+from helpers import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -64,35 +63,21 @@ def manifest(kind: str, name: str, spec: Any = None, **metadata: Any) -> dict[st
     return obj
 
 
-def run(
-    kubectl_env: dict[str, str], *args: str, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["kubectl", *args],
-        input=stdin,
-        env=kubectl_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 @pytest.fixture
-def k(cluster: Any, crds: Any, namespace: Any) -> Kubectl:
-    return Kubectl(str(cluster.kubeconfig), str(namespace))
+def k(kubectl: Callable[..., subprocess.CompletedProcess[str]], crds: list[str], namespace: str) -> Kubectl:
+    return Kubectl(kubectl, namespace)
 
 
 class Kubectl:
-    """kubectl in the test's namespace, taking manifests on stdin and keeping stderr for assertions."""
+    """The `kubectl` fixture in the test's namespace, taking manifests on stdin, not failing by itself."""
 
-    def __init__(self, kubeconfig: str, namespace: str) -> None:
-        self.env = {**os.environ, "KUBECONFIG": kubeconfig}
+    def __init__(self, kubectl: Callable[..., subprocess.CompletedProcess[str]], namespace: str) -> None:
+        self._kubectl = kubectl
         self.namespace = namespace
 
     def __call__(self, *args: str, stdin: Any = None) -> subprocess.CompletedProcess[str]:
         text = stdin if stdin is None or isinstance(stdin, str) else json.dumps(stdin)
-        return run(self.env, "-n", self.namespace, *args, stdin=text)
+        return self._kubectl("-n", self.namespace, *args, check=False, input=text)
 
     def ok(self, *args: str, stdin: Any = None) -> str:
         done = self(*args, stdin=stdin)
