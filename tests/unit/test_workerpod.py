@@ -70,3 +70,15 @@ def test_long_names_fit_label_limits_and_stay_stable():
     name = "x" * 200
     assert len(short_name(name)) == 63 and short_name(name) == short_name(name)
     assert short_name(name) != short_name("x" * 199 + "y")
+
+
+def test_connection_secret_and_masking_rules_reach_the_worker():
+    job = {"metadata": {"name": "m", "namespace": "n", "uid": "u"},
+           "spec": {"jobId": 9, "connectionSecretName": "pg", "maskingRulesConfigMap": "rules"}, "status": {}}
+    pod = build_worker_pod("MaskingExecution", job, WorkerDefaults())
+    worker = pod["spec"]["containers"][0]
+    assert worker["envFrom"] == [{"secretRef": {"name": "pg"}}]
+    assert worker["volumeMounts"] == [{"name": "datajobs-masking-rules", "mountPath": "/etc/datajobs/masking",
+                                       "readOnly": True}]
+    assert pod["spec"]["volumes"] == [{"name": "datajobs-masking-rules", "configMap": {"name": "rules"}}]
+    assert "connectionSecretName" not in json.loads(env_of(pod)["DATAJOBS_SPEC"])

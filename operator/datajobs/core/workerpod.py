@@ -18,6 +18,7 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 ANNOTATION_CANCEL_MODE = f"{GROUP}/cancel-mode"
 ANNOTATION_PROGRESS = f"{GROUP}/progress"
 WORKER_CONTAINER = "worker"
+MASKING_RULES_MOUNT = "/etc/datajobs/masking"
 
 KIND_BY_NAME: dict[str, KindInfo] = {k.kind: k for k in KINDS}
 
@@ -48,7 +49,9 @@ def worker_env(
     kind: KindInfo, meta: dict[str, Any], spec: dict[str, Any], status: dict[str, Any]
 ) -> list[dict]:
     """The job's parameters as DATAJOBS_* variables (docs/worker-protocol.md)."""
-    params = {k: v for k, v in spec.items() if k not in ("template", "cancelRequested")}
+    params = {
+        k: v for k, v in spec.items() if k not in ("template", "cancelRequested", "connectionSecretName")
+    }
 
     def text(value: Any) -> str:
         if value is None:
@@ -134,6 +137,16 @@ def build_worker_pod(
         names = {e["name"] for e in ours}
         worker["env"] = [e for e in worker.get("env") or [] if e.get("name") not in names] + ours
         worker.setdefault("terminationMessagePolicy", "FallbackToLogsOnError")
+        if spec.get("connectionSecretName"):
+            worker["envFrom"] = [
+                *(worker.get("envFrom") or []),
+                {"secretRef": {"name": spec["connectionSecretName"]}},
+            ]
+        if spec.get("maskingRulesConfigMap"):
+            volume = {"name": "datajobs-masking-rules", "configMap": {"name": spec["maskingRulesConfigMap"]}}
+            pod_spec["volumes"] = [*(pod_spec.get("volumes") or []), volume]
+            mount = {"name": "datajobs-masking-rules", "mountPath": MASKING_RULES_MOUNT, "readOnly": True}
+            worker["volumeMounts"] = [*(worker.get("volumeMounts") or []), mount]
 
     return {
         "apiVersion": "v1",

@@ -50,6 +50,25 @@ class MaskingExecutionSpec(CamelModel):
     target_connector_id: int | None = Field(
         default=None, ge=1, description="The ID of the target connector (multi-tenant jobs)."
     )
+    connection_secret_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        description=(
+            "Name of a Secret in the job's namespace with the worker's connection details; its keys become "
+            "environment variables of the worker container (see docs/worker-protocol.md)."
+        ),
+    )
+    masking_rules_config_map: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        description=(
+            "Name of a ConfigMap in the job's namespace whose key `rules.yaml` holds the masking rules "
+            "(table, key column, columns and algorithms) for the reference masking worker; mounted at "
+            "/etc/datajobs/masking."
+        ),
+    )
     template: dict[str, Any] | None = pod_template_field()
     cancel_requested: CancelRequest | None = cancel_requested_field()
 
