@@ -69,7 +69,7 @@ async def shutdown(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.probe(id="engine")
-def engine_probe(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
+async def engine_probe(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
     engine: Engine | None = memo.get("engine")
     if engine is None or not engine.synced:
         raise kopf.TemporaryError("engine not started", delay=1)

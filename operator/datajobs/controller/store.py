@@ -16,6 +16,15 @@ def resource_version(body: dict[str, Any]) -> int:
         return 0
 
 
+MAX_TOMBSTONES = 50_000
+
+
+def _slim(body: dict[str, Any]) -> dict[str, Any]:
+    """Drop what decisions never read (managedFields is often most of an object's bytes)."""
+    body.get("metadata", {}).pop("managedFields", None)
+    return body
+
+
 class Store:
     """Latest known jobs (by uid) and worker pods (by their job's uid); stale versions never win."""
 
@@ -23,7 +32,7 @@ class Store:
         self.jobs: dict[str, tuple[str, dict[str, Any]]] = {}
         self.pods: dict[str, dict[str, Any]] = {}
         self._deleted_jobs: dict[str, int] = {}
-        self._deleted_pods: set[str] = set()
+        self._deleted_pods: dict[str, None] = {}  # insertion-ordered, pruned oldest first
 
     def put_job(self, kind: str, body: dict[str, Any]) -> bool:
         uid, rv = body["metadata"]["uid"], resource_version(body)
@@ -32,12 +41,13 @@ class Store:
         current = self.jobs.get(uid)
         if current is not None and resource_version(current[1]) >= rv:
             return False
-        self.jobs[uid] = (kind, body)
+        self.jobs[uid] = (kind, _slim(body))
         return True
 
     def drop_job(self, body: dict[str, Any]) -> None:
         uid = body["metadata"]["uid"]
         self._deleted_jobs[uid] = resource_version(body)
+        _prune(self._deleted_jobs)
         self.jobs.pop(uid, None)
         self.pods.pop(uid, None)
 
@@ -53,14 +63,21 @@ class Store:
             or current["metadata"]["uid"] != meta["uid"]
             or (resource_version(current) < resource_version(body))
         ):
-            self.pods[job_uid] = body
+            self.pods[job_uid] = _slim(body)
         return job_uid
 
     def drop_pod(self, body: dict[str, Any]) -> str | None:
         meta = body["metadata"]
         job_uid = (meta.get("labels") or {}).get(LABEL_JOB_UID)
-        self._deleted_pods.add(meta["uid"])
+        self._deleted_pods[meta["uid"]] = None
+        _prune(self._deleted_pods)
         current = self.pods.get(job_uid) if job_uid else None
         if current is not None and current["metadata"]["uid"] == meta["uid"]:
             del self.pods[job_uid]
         return job_uid
+
+
+def _prune(tombstones: dict[str, Any]) -> None:
+    # A tombstone only matters while a stale event for that object may still arrive: seconds, not forever.
+    while len(tombstones) > MAX_TOMBSTONES:
+        del tombstones[next(iter(tombstones))]

@@ -1,0 +1,42 @@
+"""The operator's store: newer resourceVersions win, deletions are not resurrected by stale events."""
+
+from __future__ import annotations
+
+from datajobs.controller.store import Store
+
+
+def job(uid: str, rv: int, status: str = "QUEUED") -> dict:
+    return {
+        "metadata": {"uid": uid, "resourceVersion": str(rv), "managedFields": [{"x": 1}]},
+        "status": {"status": status},
+    }
+
+
+def pod(uid: str, job_uid: str, rv: int) -> dict:
+    return {"metadata": {"uid": uid, "resourceVersion": str(rv), "labels": {"datajobs.io/job-uid": job_uid}}}
+
+
+def test_newer_version_wins_and_older_is_ignored():
+    store = Store()
+    assert store.put_job("IntegrityJob", job("a", 5, "RUNNING"))
+    assert not store.put_job("IntegrityJob", job("a", 4, "QUEUED"))
+    assert store.jobs["a"][1]["status"]["status"] == "RUNNING"
+    assert "managedFields" not in store.jobs["a"][1]["metadata"]
+
+
+def test_a_deleted_job_is_not_resurrected_by_a_stale_listing():
+    store = Store()
+    store.put_job("IntegrityJob", job("a", 5))
+    store.drop_job(job("a", 6))
+    assert not store.put_job("IntegrityJob", job("a", 5))
+    assert "a" not in store.jobs
+
+
+def test_pods_are_keyed_by_their_job_and_a_deleted_pod_stays_deleted():
+    store = Store()
+    assert store.put_pod(pod("p1", "a", 3)) == "a"
+    assert store.drop_pod(pod("p1", "a", 4)) == "a"
+    store.put_pod(pod("p1", "a", 3))  # stale event after the delete
+    assert "a" not in store.pods
+    store.put_pod(pod("p2", "a", 9))  # a new pod for the same job is a different object
+    assert store.pods["a"]["metadata"]["uid"] == "p2"
