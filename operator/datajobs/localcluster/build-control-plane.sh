@@ -81,14 +81,14 @@ build_go_install() {  # name module version
   GOBIN="$OUT" go install -ldflags "-s -w" "$2@$3"
 }
 
+build_kwok() { build_go_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION"; }
+build_helm() { build_go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"; }
+
+# Usage: build-control-plane.sh [OUT] [all|etcd|kwok|kubernetes|helm]
 case "${2:-all}" in
-  all)
-    build_etcd
-    build_go_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION"
-    build_kubernetes
-    build_go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
-    ;;
-  *) "build_$2" ;;
+  all) build_etcd; build_kwok; build_kubernetes; build_helm ;;
+  etcd|kwok|kubernetes|helm) "build_$2" ;;
+  *) log "unknown target: $2 (all, etcd, kwok, kubernetes, helm)"; exit 2 ;;
 esac
 log "binaries in $OUT"
 ls -la "$OUT" >&2
