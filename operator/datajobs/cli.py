@@ -8,6 +8,8 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
+from datajobs.logs import setup_logging
+
 # Each subcommand lives in its own module exposing `add_arguments(parser)` and `main(args) -> int`.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("datajobs.controller.main", "run the operator"),
@@ -31,6 +33,12 @@ def _load(module_name: str) -> object | None:
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
     parser = argparse.ArgumentParser(prog="datajobs", description=__doc__)
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="text for people, json (one object per line) for log pipelines",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     mains: dict[str, Callable[[argparse.Namespace], int]] = {}
     for name, (module_name, help_text) in SUBCOMMANDS.items():
@@ -55,11 +63,7 @@ def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser, mains = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    setup_logging(args.log_level, args.log_format)
     return mains[args.command](args)
 
 

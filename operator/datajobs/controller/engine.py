@@ -242,6 +242,13 @@ class Engine:
                 kind,
                 before or "(new)",
                 after,
+                extra={
+                    "job": f"{meta['namespace']}/{meta['name']}",
+                    "kind": kind,
+                    "uid": meta["uid"],
+                    "from_status": before,
+                    "to_status": after,
+                },
             )
             if after == "CANCELLED":
                 self._observe_cancel_latency(kind, meta["uid"], "cancelled")
