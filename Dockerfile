@@ -1,0 +1,43 @@
+# One image for the operator (`datajobs run`), the HTTP adapter (`datajobs adapter`) and the reference
+# workers (`datajobs worker …`). Build: docker build -t datajobs-operator:0.1.0 .
+ARG PYTHON_IMAGE=python:3.11-slim
+# Must equal pyproject.toml's version (tests/unit/test_packaging.py checks it).
+ARG VERSION=0.1.0
+
+# --- build: a wheel of the project, then a virtualenv with it and its dependencies ---------------------
+FROM ${PYTHON_IMAGE} AS build
+ARG VERSION
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY operator ./operator
+# `pip wheel .` builds only this project's wheel; the dependencies come from the index as wheels (no
+# compiler in this stage either). The virtualenv gets no pip of its own.
+RUN pip wheel --no-deps --wheel-dir /wheels . \
+    && python -m venv --without-pip /opt/datajobs \
+    && pip --python /opt/datajobs/bin/python install --no-compile --only-binary=:all: \
+        --find-links /wheels "datajobs-operator[workers]==${VERSION}" \
+    && /opt/datajobs/bin/python -m compileall -q /opt/datajobs/lib \
+    && /opt/datajobs/bin/datajobs --help > /dev/null
+
+# --- runtime: the slim base, the virtualenv, a numeric non-root user; no compiler, no wheel, no pip use --
+FROM ${PYTHON_IMAGE} AS runtime
+LABEL org.opencontainers.image.title="datajobs-operator" \
+      org.opencontainers.image.description="Kubernetes operator that runs and safely cancels data jobs" \
+      org.opencontainers.image.licenses="Apache-2.0"
+ENV PATH=/opt/datajobs/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp
+# The application lives in its own virtualenv; the base image's pip and setuptools are not needed at run
+# time, so they go (less to patch, nothing to install packages with).
+RUN python -m pip uninstall --yes --quiet pip setuptools wheel
+COPY --from=build /opt/datajobs /opt/datajobs
+# 65532 is the conventional "nonroot" uid/gid; the chart runs it with a read-only root filesystem.
+USER 65532:65532
+WORKDIR /tmp
+EXPOSE 8080 8081 9090
+ENTRYPOINT ["datajobs"]
+CMD ["--help"]
