@@ -47,5 +47,11 @@ verify: crds  ## regenerate everything generated and fail on any diff
 	@test -z "$$(git status --porcelain -- crds charts/datajobs-operator/crds)" || \
 	  (git status --porcelain -- crds charts/datajobs-operator/crds; echo "untracked generated files" >&2; exit 1)
 
+bench: $(STAMP) control-plane  ## benchmark vs the Job controller (N=1,000 and 5,000; 10,000 for memory); BENCH_ARGS=...
+	$(PY) -m bench.run --full $(BENCH_ARGS)
+
+bench-smoke: $(STAMP) control-plane  ## the benchmark with tiny N (< 2 min; CI runs it via tests/integration/test_bench_smoke.py)
+	$(PY) -m bench.run --smoke $(BENCH_ARGS)
+
 clean:  ## remove the virtualenv and local state
 	rm -rf $(VENV) .datajobs
