@@ -13,3 +13,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if _HERE in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.integration)
+
+
+from operatorkit import jobs, run_operator  # noqa: E402, F401  (fixtures: `datajobs run` per test, job helpers)

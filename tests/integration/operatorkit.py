@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from helpers import wait_for
 from kubernetes import client
+
+from helpers import wait_for
 
 GROUP, VERSION = "datajobs.io", "v1alpha1"
 PLURALS = {"IntegrityJob": "integrityjobs", "MaskingExecution": "maskingexecutions"}
@@ -46,10 +47,24 @@ class OperatorProcess:
     def start(self, timeout: float = 60) -> OperatorProcess:
         self.liveness_port, self.metrics_port = free_port(), free_port()
         argv = [
-            sys.executable, "-m", "datajobs.cli", "run", "--kubeconfig", self.kubeconfig,
-            "--namespace", self.namespace, "--state-namespace", self.namespace,
-            "--max-running", str(self.max_running), "--bind-address", "127.0.0.1",
-            "--liveness-port", str(self.liveness_port), "--metrics-port", str(self.metrics_port),
+            sys.executable,
+            "-m",
+            "datajobs.cli",
+            "run",
+            "--kubeconfig",
+            self.kubeconfig,
+            "--namespace",
+            self.namespace,
+            "--state-namespace",
+            self.namespace,
+            "--max-running",
+            str(self.max_running),
+            "--bind-address",
+            "127.0.0.1",
+            "--liveness-port",
+            str(self.liveness_port),
+            "--metrics-port",
+            str(self.metrics_port),
             *self.extra_args,
         ]
         log = self.log_path.open("ab")
@@ -153,19 +168,36 @@ class Jobs:
         if isinstance(message, dict):
             message = json.dumps(message)
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        terminated = {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
-                      "message": message, "startedAt": now, "finishedAt": now}
-        body = {"status": {
-            "phase": "Succeeded" if exit_code == 0 else "Failed",
-            "containerStatuses": [{"name": "worker", "ready": False, "restartCount": 0, "image": "worker",
-                                   "imageID": "", "state": {"terminated": terminated}}],
-        }}
+        terminated = {
+            "exitCode": exit_code,
+            "reason": "Completed" if exit_code == 0 else "Error",
+            "message": message,
+            "startedAt": now,
+            "finishedAt": now,
+        }
+        body = {
+            "status": {
+                "phase": "Succeeded" if exit_code == 0 else "Failed",
+                "containerStatuses": [
+                    {
+                        "name": "worker",
+                        "ready": False,
+                        "restartCount": 0,
+                        "image": "worker",
+                        "imageID": "",
+                        "state": {"terminated": terminated},
+                    }
+                ],
+            }
+        }
         self.core.patch_namespaced_pod_status(f"{job_name}-worker", self.ns, body)
 
     def report_progress(self, job_name: str, progress: dict[str, Any]) -> None:
         """What a running worker does (docs/worker-protocol.md): annotate its own pod."""
         self.core.patch_namespaced_pod(
-            f"{job_name}-worker", self.ns, {"metadata": {"annotations": {"datajobs.io/progress": json.dumps(progress)}}}
+            f"{job_name}-worker",
+            self.ns,
+            {"metadata": {"annotations": {"datajobs.io/progress": json.dumps(progress)}}},
         )
 
     def events(self, name: str) -> list[client.CoreV1Event]:
@@ -180,8 +212,12 @@ def condition(status: dict[str, Any], ctype: str) -> dict[str, Any] | None:
 
 
 def worker_template(grace_seconds: int = 3) -> dict[str, Any]:
-    return {"spec": {"terminationGracePeriodSeconds": grace_seconds,
-                     "containers": [{"name": "worker", "image": "example.invalid/worker:1"}]}}
+    return {
+        "spec": {
+            "terminationGracePeriodSeconds": grace_seconds,
+            "containers": [{"name": "worker", "image": "example.invalid/worker:1"}],
+        }
+    }
 
 
 def integrity_spec(dest: str = "dest-1", **extra: Any) -> dict[str, Any]:
@@ -208,7 +244,9 @@ def run_operator(cluster, namespace, crds, tmp_path):
     started: list[OperatorProcess] = []
 
     def start(**kwargs: Any) -> OperatorProcess:
-        proc = OperatorProcess(cluster.kubeconfig, namespace, tmp_path / f"operator-{len(started)}.log", **kwargs)
+        proc = OperatorProcess(
+            cluster.kubeconfig, namespace, tmp_path / f"operator-{len(started)}.log", **kwargs
+        )
         started.append(proc)
         return proc.start()
 
@@ -231,19 +269,42 @@ class PodRecorder:
         self.core = client.CoreV1Api(api)
         self.ns = namespace
         self.created: set[str] = set()
+        self.terminating: dict[
+            str, client.V1Pod
+        ] = {}  # job name -> the pod as first seen with a deletionTimestamp
+        self.deleted: set[str] = set()
         self._watch = watch.Watch()
         listing = self.core.list_namespaced_pod(namespace)
         self.created |= {p.metadata.labels.get("datajobs.io/job", "") for p in listing.items}
         self._rv = listing.metadata.resource_version
+        self._stopped = False
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        for event in self._watch.stream(self.core.list_namespaced_pod, self.ns, resource_version=self._rv,
-                                        label_selector="app.kubernetes.io/managed-by=datajobs-operator"):
-            self.created.add(event["object"].metadata.labels.get("datajobs.io/job", ""))
+        try:
+            self._stream()
+        except Exception:  # the stream is closed under us by stop()
+            if not self._stopped:
+                raise
+
+    def _stream(self) -> None:
+        for event in self._watch.stream(
+            self.core.list_namespaced_pod,
+            self.ns,
+            resource_version=self._rv,
+            label_selector="app.kubernetes.io/managed-by=datajobs-operator",
+        ):
+            pod = event["object"]
+            job = pod.metadata.labels.get("datajobs.io/job", "")
+            self.created.add(job)
+            if pod.metadata.deletion_timestamp is not None:
+                self.terminating.setdefault(job, pod)
+            if event["type"] == "DELETED":
+                self.deleted.add(job)
 
     def stop(self) -> None:
+        self._stopped = True
         self._watch.stop()
 
 
@@ -269,8 +330,12 @@ class Kubelet:
         while not self._stop.is_set():
             for pod in self.jobs.pods():
                 job = pod.metadata.labels.get("datajobs.io/job", "")
-                if (pod.status.phase == "Running" and not pod.metadata.deletion_timestamp
-                        and job not in self.keep_running and pod.metadata.name not in self.finished):
+                if (
+                    pod.status.phase == "Running"
+                    and not pod.metadata.deletion_timestamp
+                    and job not in self.keep_running
+                    and pod.metadata.name not in self.finished
+                ):
                     try:
                         self.jobs.finish_pod(job, 0)
                         self.finished.add(pod.metadata.name)

@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from operatorkit import SPECS, Jobs, condition, jobs, run_operator  # noqa: F401 (fixtures)
+from operatorkit import SPECS, Jobs, condition
 from test_adapter_contract import (  # noqa: F401 (fixtures)
     ADMIN_KEY,
     DELPHIX_ERROR,

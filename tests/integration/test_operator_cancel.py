@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 
 import pytest
-from helpers import wait_for
-from operatorkit import ENDED, GO_ZERO_TIME, SPECS, condition, jobs, run_operator  # noqa: F401
+from operatorkit import ENDED, GO_ZERO_TIME, SPECS, PodRecorder, condition
 from test_operator_lifecycle import assert_vendor_valid
+
+from helpers import wait_for
 
 KINDS = ["IntegrityJob", "MaskingExecution"]
 
@@ -67,17 +68,23 @@ def test_cancel_of_a_running_job_stops_the_pod_and_is_cancelled_only_once_it_is_
 
     watcher = threading.Thread(target=watch_invariant, daemon=True)
     watcher.start()
+    recorder = PodRecorder(jobs.core.api_client, jobs.ns)
     jobs.cancel(kind, "runner", expectedStatus="RUNNING", graceful=graceful)
-    deleting = wait_for(lambda: (p := jobs.pod("runner")) is not None and p.metadata.deletion_timestamp and p,
-                        timeout=10, message="pod deletion never requested")
+    deleting = wait_for(
+        lambda: recorder.terminating.get("runner"), timeout=15, message="pod deletion never requested"
+    )
     assert deleting.metadata.uid == pod.metadata.uid
-    assert deleting.metadata.annotations["datajobs.io/cancel-mode"] == ("graceful" if graceful else "immediate")
+    assert deleting.metadata.annotations["datajobs.io/cancel-mode"] == (
+        "graceful" if graceful else "immediate"
+    )
     assert deleting.metadata.deletion_grace_period_seconds == (3 if graceful else 1)
     mid = jobs.status(kind, "runner")
     if mid["status"] != "CANCELLED":
         assert mid["status"] == "RUNNING"
         assert condition(mid, "Cancelling")["status"] == "True"
     final = jobs.wait_status(kind, "runner", "CANCELLED", timeout=30)
+    wait_for(lambda: "runner" in recorder.deleted, timeout=10, message="no DELETED event for the pod")
+    recorder.stop()
     stop.set()
     watcher.join()
     assert seen_cancelled_with_pod == []
@@ -85,8 +92,11 @@ def test_cancel_of_a_running_job_stops_the_pod_and_is_cancelled_only_once_it_is_
     assert condition(final, "Cancelling")["status"] == "False"
     assert final[ENDED[kind]] != GO_ZERO_TIME
     assert_vendor_valid(kind, final)
-    wait_for(lambda: {"CancelAccepted", "Cancelled"} <= set(jobs.event_reasons("runner")), timeout=10,
-             message="cancel events missing")
+    wait_for(
+        lambda: {"CancelAccepted", "Cancelled"} <= set(jobs.event_reasons("runner")),
+        timeout=10,
+        message="cancel events missing",
+    )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -95,15 +105,20 @@ def test_expected_queued_never_stops_a_running_job(kind, run_operator, jobs):
     jobs.create(kind, "moved-on", SPECS[kind]())
     pod = jobs.wait_pod_running("moved-on")
     jobs.cancel(kind, "moved-on", expectedStatus="QUEUED")
-    status = wait_for(lambda: (c := condition(s := jobs.status(kind, "moved-on"), "CancelRequest")) and s,
-                      timeout=15, message="cancel never evaluated")
+    status = wait_for(
+        lambda: condition(s := jobs.status(kind, "moved-on"), "CancelRequest") and s,
+        timeout=15,
+        message="cancel never evaluated",
+    )
     cond = condition(status, "CancelRequest")
     assert (cond["status"], cond["reason"]) == ("False", "ExpectedStatusMismatch")
     assert "expectedStatus is QUEUED but the job is RUNNING" in cond["message"]
     assert status["status"] == "RUNNING"
     current = jobs.pod("moved-on")
     assert current.metadata.uid == pod.metadata.uid and current.metadata.deletion_timestamp is None
-    wait_for(lambda: "CancelRejected" in jobs.event_reasons("moved-on"), timeout=10, message="no CancelRejected")
+    wait_for(
+        lambda: "CancelRejected" in jobs.event_reasons("moved-on"), timeout=10, message="no CancelRejected"
+    )
     # a new request (new generation) is evaluated afresh
     jobs.cancel(kind, "moved-on", expectedStatus="RUNNING")
     jobs.wait_status(kind, "moved-on", "CANCELLED")
@@ -116,8 +131,11 @@ def test_expected_running_never_stops_a_queued_job(kind, run_operator, jobs):
     jobs.create(kind, "patient", SPECS[kind]())
     jobs.wait_status(kind, "patient", "QUEUED")
     jobs.cancel(kind, "patient", expectedStatus="RUNNING")
-    status = wait_for(lambda: condition(s := jobs.status(kind, "patient"), "CancelRequest") and s, timeout=15,
-                      message="cancel never evaluated")
+    status = wait_for(
+        lambda: condition(s := jobs.status(kind, "patient"), "CancelRequest") and s,
+        timeout=15,
+        message="cancel never evaluated",
+    )
     assert condition(status, "CancelRequest")["reason"] == "ExpectedStatusMismatch"
     assert status["status"] == "QUEUED"
     jobs.finish_pod("blocker", 0)
@@ -132,8 +150,11 @@ def test_cancel_of_a_finished_job_is_rejected_and_the_status_never_changes(kind,
     jobs.finish_pod("done", 0)
     before = jobs.wait_status(kind, "done", "SUCCEEDED")
     jobs.cancel(kind, "done")
-    status = wait_for(lambda: condition(s := jobs.status(kind, "done"), "CancelRequest") and s, timeout=15,
-                      message="cancel never evaluated")
+    status = wait_for(
+        lambda: condition(s := jobs.status(kind, "done"), "CancelRequest") and s,
+        timeout=15,
+        message="cancel never evaluated",
+    )
     cond = condition(status, "CancelRequest")
     assert (cond["status"], cond["reason"]) == ("False", "AlreadyFinished")
     assert "already finished with status SUCCEEDED" in cond["message"]

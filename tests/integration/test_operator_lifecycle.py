@@ -6,16 +6,19 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import wait_for
 from jsonschema import Draft202012Validator
-from operatorkit import ENDED, GO_ZERO_TIME, SPECS, STARTED, condition, jobs, run_operator  # noqa: F401
+from operatorkit import ENDED, GO_ZERO_TIME, SPECS, STARTED, condition
+
+from helpers import wait_for
 
 KINDS = ["IntegrityJob", "MaskingExecution"]
 VENDOR = Path(__file__).parents[1] / "fixtures" / "vendor"
 
 
 def vendor_validator(kind: str) -> Draft202012Validator:
-    name, ref = ("prequel", "DataIntegrityJobResource") if kind == "IntegrityJob" else ("delphix", "Execution")
+    name, ref = (
+        ("prequel", "DataIntegrityJobResource") if kind == "IntegrityJob" else ("delphix", "Execution")
+    )
     doc = json.loads((VENDOR / f"{name}.schema.json").read_text())
     return Draft202012Validator({**doc, "$ref": f"#/$defs/{ref}"})
 
@@ -30,17 +33,38 @@ def assert_vendor_valid(kind: str, status: dict) -> None:
 
 
 RESULT = {
-    "model_name": "orders", "is_healthy": False, "error_message": "2 rows missing", "sampling_rate": 1.0,
-    "total_rows_compared": 100, "total_rows_stale": 1, "total_rows_pending": 0, "total_rows_missing": 2,
-    "total_rows_incorrect": 3, "total_rows_orphaned": 0,
-    "mismatched_partitions": [{"source_row_count": 10, "destination_row_count": 8,
-                               "last_modified_lower_bound_epoch": 1700000000,
-                               "last_modified_upper_bound_epoch": 1700003600}],
+    "model_name": "orders",
+    "is_healthy": False,
+    "error_message": "2 rows missing",
+    "sampling_rate": 1.0,
+    "total_rows_compared": 100,
+    "total_rows_stale": 1,
+    "total_rows_pending": 0,
+    "total_rows_missing": 2,
+    "total_rows_incorrect": 3,
+    "total_rows_orphaned": 0,
+    "mismatched_partitions": [
+        {
+            "source_row_count": 10,
+            "destination_row_count": 8,
+            "last_modified_lower_bound_epoch": 1700000000,
+            "last_modified_upper_bound_epoch": 1700003600,
+        }
+    ],
 }
 REPORTS = {
-    "IntegrityJob": {"status": "WARNING", "log_message": "1 of 1 models unhealthy", "data_integrity_results": [RESULT]},
-    "MaskingExecution": {"status": "SUCCEEDED", "rowsMasked": 500, "rowsTotal": 500, "bytesProcessed": 0,
-                         "bytesTotal": 0},
+    "IntegrityJob": {
+        "status": "WARNING",
+        "log_message": "1 of 1 models unhealthy",
+        "data_integrity_results": [RESULT],
+    },
+    "MaskingExecution": {
+        "status": "SUCCEEDED",
+        "rowsMasked": 500,
+        "rowsTotal": 500,
+        "bytesProcessed": 0,
+        "bytesTotal": 0,
+    },
 }
 
 
@@ -77,8 +101,11 @@ def test_job_runs_in_a_worker_pod_and_takes_the_workers_result(kind, run_operato
     assert condition(final, "Finished")["status"] == "True"
     assert final["observedGeneration"] == 1
     assert_vendor_valid(kind, final)
-    wait_for(lambda: {"Queued", "Dispatched", final["status"].capitalize()} <= set(jobs.event_reasons("job-a")),
-             timeout=10, message="lifecycle events missing")
+    wait_for(
+        lambda: {"Queued", "Dispatched", final["status"].capitalize()} <= set(jobs.event_reasons("job-a")),
+        timeout=10,
+        message="lifecycle events missing",
+    )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -91,7 +118,8 @@ def test_worker_failure_is_failed_with_exit_code(kind, run_operator, jobs):
     assert "exit code 3" in condition(final, "Finished")["message"]
     assert_vendor_valid(kind, final)
     assert "Failed" in jobs.event_reasons("job-f") or wait_for(
-        lambda: "Failed" in jobs.event_reasons("job-f"), timeout=10, message="no Failed event")
+        lambda: "Failed" in jobs.event_reasons("job-f"), timeout=10, message="no Failed event"
+    )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -113,8 +141,11 @@ def test_progress_shows_up_in_status_while_running(run_operator, jobs):
     jobs.create("MaskingExecution", "mex-p", SPECS["MaskingExecution"]())
     jobs.wait_pod_running("mex-p")
     jobs.report_progress("mex-p", {"rowsMasked": 1200, "rowsTotal": 50000})
-    status = wait_for(lambda: (s := jobs.status("MaskingExecution", "mex-p")).get("rowsMasked") == 1200 and s,
-                      timeout=15, message="progress never mirrored")
+    status = wait_for(
+        lambda: (s := jobs.status("MaskingExecution", "mex-p")).get("rowsMasked") == 1200 and s,
+        timeout=15,
+        message="progress never mirrored",
+    )
     assert status["status"] == "RUNNING" and status["rowsTotal"] == 50000
     assert_vendor_valid("MaskingExecution", status)
 
@@ -141,5 +172,7 @@ def test_execution_ids_are_unique_and_increasing(run_operator, jobs):
     run_operator()
     for i in range(5):
         jobs.create("MaskingExecution", f"mex-{i}", SPECS["MaskingExecution"](job_id=i + 1))
-    ids = [jobs.wait_status("MaskingExecution", f"mex-{i}", "QUEUED", "RUNNING")["executionId"] for i in range(5)]
+    ids = [
+        jobs.wait_status("MaskingExecution", f"mex-{i}", "QUEUED", "RUNNING")["executionId"] for i in range(5)
+    ]
     assert len(set(ids)) == 5 and all(i >= 1 for i in ids)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+from operatorkit import SPECS, Kubelet
+
 from helpers import wait_for
-from operatorkit import SPECS, Kubelet, jobs, run_operator  # noqa: F401
 
 N, LIMIT = 500, 20
 
@@ -38,8 +39,14 @@ def test_500_jobs_at_once_limit_20_all_finish_in_fifo_order(run_operator, jobs):
     assert peak <= LIMIT, f"{peak} jobs ran at once"
     # FIFO: dispatch order follows submission order (jobs granted in one batch start concurrently, so a
     # job may start at most LIMIT places away from its submission rank)
-    by_submission = sorted(items, key=lambda j: (j["metadata"]["creationTimestamp"], j["status"]["submitted_at"],
-                                                 j["metadata"]["name"]))
+    by_submission = sorted(
+        items,
+        key=lambda j: (
+            j["metadata"]["creationTimestamp"],
+            j["status"]["submitted_at"],
+            j["metadata"]["name"],
+        ),
+    )
     rank = {j["metadata"]["name"]: i for i, j in enumerate(by_submission)}
     by_start = sorted(items, key=lambda j: j["status"]["started_at"])
     drift = max(abs(rank[j["metadata"]["name"]] - i) for i, j in enumerate(by_start))

@@ -5,8 +5,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from operatorkit import GO_ZERO_TIME, SPECS, PodRecorder, condition
+
 from helpers import wait_for
-from operatorkit import GO_ZERO_TIME, SPECS, PodRecorder, condition, jobs, run_operator  # noqa: F401
 
 ROUNDS = 200
 
@@ -41,14 +42,18 @@ def test_guard_holds_when_cancel_races_dispatch(guard, run_operator, jobs, kube_
     assert cancelled | rejected == set(names) and not cancelled & rejected
     if guard == "QUEUED":
         # a cancel guarded by QUEUED never stops a job that was RUNNING: no pod, never started
-        wrongly_stopped = {n for n in cancelled if n in recorder.created
-                           or items[n]["status"]["started_at"] != GO_ZERO_TIME}
+        wrongly_stopped = {
+            n for n in cancelled if n in recorder.created or items[n]["status"]["started_at"] != GO_ZERO_TIME
+        }
         assert wrongly_stopped == set()
         assert all(items[n]["status"]["status"] == "RUNNING" for n in rejected)
     else:
         # a cancel guarded by RUNNING never stops a job that was QUEUED: every cancelled one had a pod
-        wrongly_stopped = {n for n in cancelled if n not in recorder.created
-                           or items[n]["status"]["started_at"] == GO_ZERO_TIME}
+        wrongly_stopped = {
+            n
+            for n in cancelled
+            if n not in recorder.created or items[n]["status"]["started_at"] == GO_ZERO_TIME
+        }
         assert wrongly_stopped == set()
         assert all("QUEUED" in condition(items[n]["status"], "CancelRequest")["message"] for n in rejected)
     print(f"guard={guard}: {len(cancelled)} accepted, {len(rejected)} rejected, 0 wrong")  # noqa: T201

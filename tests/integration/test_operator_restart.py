@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from operatorkit import SPECS, TERMINAL, Kubelet
+
 from helpers import wait_for
-from operatorkit import SPECS, TERMINAL, Kubelet, jobs, run_operator  # noqa: F401
 
 JOBS = [("IntegrityJob", f"ij-{i}") for i in range(8)] + [("MaskingExecution", f"mex-{i}") for i in range(8)]
 CANCELLED = {name for _, name in JOBS[::3]}
@@ -19,15 +20,22 @@ def test_sigkill_at_any_point_then_restart_leaves_every_job_correct(point, run_o
     env = {} if point == "sigkill-mid-burst" else {"DATAJOBS_CRASH_AT": f"{point}:2"}
     first = run_operator(max_running=4, env=env)
     for kind, name in JOBS:
-        jobs.create(kind, name, SPECS[kind](job_id=len(name)) if kind == "MaskingExecution" else SPECS[kind]())
+        jobs.create(
+            kind, name, SPECS[kind](job_id=len(name)) if kind == "MaskingExecution" else SPECS[kind]()
+        )
     if point == "before-create-pod" or point == "sigkill-mid-burst":
         for kind, name in JOBS:
             if name in CANCELLED:
                 jobs.cancel(kind, name)
     else:  # cancel jobs while they run, so the crash lands inside a cancel
-        running = wait_for(lambda: [p.metadata.labels["datajobs.io/job"] for p in jobs.pods()
-                                    if p.status.phase == "Running"] or None,
-                           timeout=30, message="no job ever ran")
+        running = wait_for(
+            lambda: (
+                [p.metadata.labels["datajobs.io/job"] for p in jobs.pods() if p.status.phase == "Running"]
+                or None
+            ),
+            timeout=30,
+            message="no job ever ran",
+        )
         for kind, name in JOBS:
             if name in CANCELLED or name in running[:2]:
                 jobs.cancel(kind, name)
@@ -36,14 +44,19 @@ def test_sigkill_at_any_point_then_restart_leaves_every_job_correct(point, run_o
         wait_for(lambda: len(jobs.pods()) >= 2, timeout=30, message="no pods before the kill")
         first.kill()
     else:
-        wait_for(lambda: first.exited() is not None, timeout=60,
-                 message=f"crash point {point} never reached; log:\n{first.log_tail()}")
+        wait_for(
+            lambda: first.exited() is not None,
+            timeout=60,
+            message=f"crash point {point} never reached; log:\n{first.log_tail()}",
+        )
         assert first.exited() == 137
     run_operator(max_running=4)  # the restart
     with Kubelet(jobs):
+
         def all_final():
             items = [(kind, jobs.get(kind, name)) for kind, name in JOBS]
             return all((j.get("status") or {}).get("status") in TERMINAL for _, j in items) and items
+
         items = wait_for(all_final, timeout=120, interval=0.5, message="jobs stuck after the restart")
 
     by_name = {j["metadata"]["name"]: j for _, j in items}

@@ -1,4 +1,4 @@
-"""The layering rules hold: import-linter's contracts from pyproject.toml (models/core pure; no cross-imports)."""
+"""The layering rules hold: import-linter contracts in pyproject.toml (pure models/core, no cross-imports)."""
 
 from __future__ import annotations
 

@@ -63,7 +63,9 @@ def test_new_job_is_queued_with_submit_time_and_vendor_shape(kind):
     assert status["observedGeneration"] == 1
     assert not any(isinstance(a, CreatePod) for a in decision.actions)
     if kind == "IntegrityJob":
-        assert status["submitted_at"] == T0 and status["id"] == "uid-1" and status["started_at"] == GO_ZERO_TIME
+        assert (
+            status["submitted_at"] == T0 and status["id"] == "uid-1" and status["started_at"] == GO_ZERO_TIME
+        )
         assert status["destination_id"] == "dest-1" and status["model_ids"] == ["orders"]
     else:
         assert status["submitTime"] == T0 and status["executionId"] == 41 and status["jobId"] == 7
@@ -111,11 +113,24 @@ def test_pod_vanishing_after_it_was_seen_fails_the_job(kind):
 
 def test_integrity_success_takes_the_workers_results():
     result = {
-        "model_name": "orders", "is_healthy": False, "error_message": "", "sampling_rate": 1.0,
-        "total_rows_compared": 10, "total_rows_stale": 1, "total_rows_pending": 0, "total_rows_missing": 2,
-        "total_rows_incorrect": 0, "total_rows_orphaned": 0,
-        "mismatched_partitions": [{"source_row_count": 5, "destination_row_count": 3,
-                                   "last_modified_lower_bound_epoch": 0, "last_modified_upper_bound_epoch": 60}],
+        "model_name": "orders",
+        "is_healthy": False,
+        "error_message": "",
+        "sampling_rate": 1.0,
+        "total_rows_compared": 10,
+        "total_rows_stale": 1,
+        "total_rows_pending": 0,
+        "total_rows_missing": 2,
+        "total_rows_incorrect": 0,
+        "total_rows_orphaned": 0,
+        "mismatched_partitions": [
+            {
+                "source_row_count": 5,
+                "destination_row_count": 3,
+                "last_modified_lower_bound_epoch": 0,
+                "last_modified_upper_bound_epoch": 60,
+            }
+        ],
     }
     msg = json.dumps({"status": "WARNING", "data_integrity_results": [result], "log_message": "1 unhealthy"})
     pod = PodFacts("job-worker", "Succeeded", exit_code=0, termination_message=msg)
@@ -145,8 +160,13 @@ def test_pod_failure_is_failed_with_the_reason(kind):
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize(
     "message",
-    ["not json", "[1, 2]", '{"status": "DONE"}', '{"data_integrity_results": [{"model_name": 1}]}',
-     '{"rowsMasked": "many"}'],
+    [
+        "not json",
+        "[1, 2]",
+        '{"status": "DONE"}',
+        '{"data_integrity_results": [{"model_name": 1}]}',
+        '{"rowsMasked": "many"}',
+    ],
 )
 def test_malformed_termination_message_is_a_clear_failure(kind, message):
     if kind == "IntegrityJob" and message == '{"rowsMasked": "many"}':
@@ -193,19 +213,32 @@ def test_expected_running_does_not_stop_a_queued_job(kind):
     decision = decide(facts(kind, status=queued(kind), cancel={"expectedStatus": "RUNNING"}, generation=2))
     cond = get_condition(decision.status, CANCEL_REQUEST)
     assert decision.status["status"] == "QUEUED"
-    assert (cond["status"], cond["reason"], cond["observedGeneration"]) == ("False", "ExpectedStatusMismatch", 2)
+    assert (cond["status"], cond["reason"], cond["observedGeneration"]) == (
+        "False",
+        "ExpectedStatusMismatch",
+        2,
+    )
     assert "expectedStatus is RUNNING but the job is QUEUED" in cond["message"]
     assert any(isinstance(a, Emit) and a.warning and a.reason == "CancelRejected" for a in decision.actions)
     # ...and the job goes on: it still dispatches when a slot frees
-    later = decide(facts(kind, status=decision.status, cancel={"expectedStatus": "RUNNING"}, generation=2,
-                         may_dispatch=True))
+    later = decide(
+        facts(
+            kind,
+            status=decision.status,
+            cancel={"expectedStatus": "RUNNING"},
+            generation=2,
+            may_dispatch=True,
+        )
+    )
     assert later.status["status"] == "RUNNING"
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_expected_queued_does_not_stop_a_running_job(kind):
     pod = PodFacts("job-worker", "Running")
-    decision = decide(facts(kind, status=running(kind), pod=pod, cancel={"expectedStatus": "QUEUED"}, generation=2))
+    decision = decide(
+        facts(kind, status=running(kind), pod=pod, cancel={"expectedStatus": "QUEUED"}, generation=2)
+    )
     assert decision.status["status"] == "RUNNING"
     assert get_condition(decision.status, CANCEL_REQUEST)["reason"] == "ExpectedStatusMismatch"
     assert not any(isinstance(a, DeletePod) for a in decision.actions)
@@ -270,10 +303,13 @@ def test_cancel_of_a_finished_job_is_rejected_and_terminal_never_changes(kind, f
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_new_generation_of_cancel_is_evaluated_afresh(kind):
     pod = PodFacts("job-worker", "Running")
-    rejected = decide(facts(kind, status=running(kind), pod=pod, cancel={"expectedStatus": "QUEUED"}, generation=2))
+    rejected = decide(
+        facts(kind, status=running(kind), pod=pod, cancel={"expectedStatus": "QUEUED"}, generation=2)
+    )
     assert get_condition(rejected.status, CANCEL_REQUEST)["status"] == "False"
-    accepted = decide(facts(kind, status=rejected.status, pod=pod, cancel={"expectedStatus": "RUNNING"},
-                            generation=3))
+    accepted = decide(
+        facts(kind, status=rejected.status, pod=pod, cancel={"expectedStatus": "RUNNING"}, generation=3)
+    )
     assert get_condition(accepted.status, CANCEL_REQUEST)["status"] == "True"
     assert any(isinstance(a, DeletePod) for a in accepted.actions)
 

@@ -8,8 +8,12 @@ from datajobs.core.workerpod import WorkerDefaults, build_worker_pod, short_name
 
 JOB = {
     "metadata": {"name": "nightly", "namespace": "data", "uid": "u-1"},
-    "spec": {"destinationId": "d1", "modelIds": ["a", "b"], "samplingRate": 0.5,
-             "cancelRequested": {"graceful": True}},
+    "spec": {
+        "destinationId": "d1",
+        "modelIds": ["a", "b"],
+        "samplingRate": 0.5,
+        "cancelRequested": {"graceful": True},
+    },
     "status": {"status": "RUNNING"},
 }
 
@@ -23,7 +27,9 @@ def test_default_worker_pod_has_protocol_labels_owner_and_env():
     meta = pod["metadata"]
     assert meta["name"] == "nightly-worker" and meta["namespace"] == "data"
     assert meta["labels"] == {
-        "datajobs.io/kind": "IntegrityJob", "datajobs.io/job": "nightly", "datajobs.io/job-uid": "u-1",
+        "datajobs.io/kind": "IntegrityJob",
+        "datajobs.io/job": "nightly",
+        "datajobs.io/job-uid": "u-1",
         "app.kubernetes.io/managed-by": "datajobs-operator",
     }
     owner = meta["ownerReferences"][0]
@@ -42,14 +48,22 @@ def test_template_is_kept_and_our_fields_win():
     job = json.loads(json.dumps(JOB))
     job["spec"]["template"] = {
         "metadata": {"labels": {"team": "x", "datajobs.io/job": "spoofed"}},
-        "spec": {"restartPolicy": "Always", "containers": [
-            {"name": "sidecar", "image": "s"},
-            {"name": "worker", "image": "mine", "env": [{"name": "DATAJOBS_KIND", "value": "x"},
-                                                         {"name": "KEEP", "value": "1"}]},
-        ]},
+        "spec": {
+            "restartPolicy": "Always",
+            "containers": [
+                {"name": "sidecar", "image": "s"},
+                {
+                    "name": "worker",
+                    "image": "mine",
+                    "env": [{"name": "DATAJOBS_KIND", "value": "x"}, {"name": "KEEP", "value": "1"}],
+                },
+            ],
+        },
     }
     pod = build_worker_pod("IntegrityJob", job, WorkerDefaults())
-    assert pod["metadata"]["labels"]["team"] == "x" and pod["metadata"]["labels"]["datajobs.io/job"] == "nightly"
+    assert (
+        pod["metadata"]["labels"]["team"] == "x" and pod["metadata"]["labels"]["datajobs.io/job"] == "nightly"
+    )
     assert pod["spec"]["restartPolicy"] == "Never"
     worker = pod["spec"]["containers"][1]
     env = {e["name"]: e.get("value") for e in worker["env"]}
@@ -59,8 +73,11 @@ def test_template_is_kept_and_our_fields_win():
 
 
 def test_masking_env_carries_the_execution_id():
-    job = {"metadata": {"name": "m", "namespace": "n", "uid": "u"}, "spec": {"jobId": 9},
-           "status": {"executionId": 1234}}
+    job = {
+        "metadata": {"name": "m", "namespace": "n", "uid": "u"},
+        "spec": {"jobId": 9},
+        "status": {"executionId": 1234},
+    }
     env = env_of(build_worker_pod("MaskingExecution", job, WorkerDefaults()))
     assert env["DATAJOBS_EXECUTION_ID"] == "1234" and env["DATAJOBS_JOB_ID"] == "9"
     assert env["DATAJOBS_CONNECTOR_TYPE"] == ""
@@ -73,12 +90,16 @@ def test_long_names_fit_label_limits_and_stay_stable():
 
 
 def test_connection_secret_and_masking_rules_reach_the_worker():
-    job = {"metadata": {"name": "m", "namespace": "n", "uid": "u"},
-           "spec": {"jobId": 9, "connectionSecretName": "pg", "maskingRulesConfigMap": "rules"}, "status": {}}
+    job = {
+        "metadata": {"name": "m", "namespace": "n", "uid": "u"},
+        "spec": {"jobId": 9, "connectionSecretName": "pg", "maskingRulesConfigMap": "rules"},
+        "status": {},
+    }
     pod = build_worker_pod("MaskingExecution", job, WorkerDefaults())
     worker = pod["spec"]["containers"][0]
     assert worker["envFrom"] == [{"secretRef": {"name": "pg"}}]
-    assert worker["volumeMounts"] == [{"name": "datajobs-masking-rules", "mountPath": "/etc/datajobs/masking",
-                                       "readOnly": True}]
+    assert worker["volumeMounts"] == [
+        {"name": "datajobs-masking-rules", "mountPath": "/etc/datajobs/masking", "readOnly": True}
+    ]
     assert pod["spec"]["volumes"] == [{"name": "datajobs-masking-rules", "configMap": {"name": "rules"}}]
     assert "connectionSecretName" not in json.loads(env_of(pod)["DATAJOBS_SPEC"])
