@@ -126,7 +126,7 @@ def port_free(port: int) -> bool:
 def start_products(kubeconfig: Path, port: int, keys: ApiKeyFiles) -> list[Child]:
     """The operator and the adapter, as `python -m datajobs.cli` children writing to our stderr."""
     cli = [sys.executable, "-m", "datajobs.cli"]
-    operator = [*cli, "run", "--kubeconfig", str(kubeconfig)]
+    operator = [*cli, "run", "--kubeconfig", str(kubeconfig), "--state-namespace", "default"]
     adapter = [
         *cli,
         "adapter",

@@ -44,6 +44,10 @@ class ExecutionIds:
                         )
                     except Conflict:
                         pass
+                    except Gone as exc:
+                        raise RuntimeError(
+                            f"state namespace {self.namespace!r} does not exist: create it or pass --state-namespace"
+                        ) from exc
                     continue
                 value = max(int((cm.get("data") or {}).get("next", "1")), self._floor)
                 cm["data"] = {**(cm.get("data") or {}), "next": str(value + 1)}
