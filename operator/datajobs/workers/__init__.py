@@ -1,0 +1,1 @@
+"""Reference workers (`datajobs worker integrity|masking`): real work against PostgreSQL."""

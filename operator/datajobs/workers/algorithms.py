@@ -1,0 +1,114 @@
+"""Deterministic masking algorithms, keyed with HMAC-SHA256: the same key and input give the same output.
+
+Each returns the masked value, or raises NonConforming when the value does not fit the algorithm's format
+(the worker then leaves it unchanged and counts it). NULL is never passed in: it stays NULL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import re
+from collections.abc import Iterator
+
+
+class NonConforming(ValueError):
+    """A value the algorithm cannot mask without breaking its format."""
+
+
+def _stream(key: bytes, label: str, value: str) -> Iterator[int]:
+    """An endless keyed byte stream for (label, value): HMAC-SHA256 in counter mode."""
+    counter = 0
+    message = f"{label}\x00{value}".encode()
+    while True:
+        yield from hmac.new(key, counter.to_bytes(4, "big") + message, hashlib.sha256).digest()
+        counter += 1
+
+
+def _same_classes(chars: str, stream: Iterator[int]) -> str:
+    """Replace each ASCII digit, lower- and upper-case letter by one of its class; keep the rest."""
+    out = []
+    for ch in chars:
+        if "0" <= ch <= "9":
+            out.append(chr(48 + next(stream) % 10))
+        elif "a" <= ch <= "z":
+            out.append(chr(97 + next(stream) % 26))
+        elif "A" <= ch <= "Z":
+            out.append(chr(65 + next(stream) % 26))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def hash_identifier(key: bytes, value: object) -> str:
+    """Keyed hash of the whole value, rendered in the value's own shape (length, digit/letter positions).
+
+    `AB-1234` may become `QX-8051`; equal inputs always give equal outputs, so a column and the foreign
+    keys that reference it stay consistent when both are masked with the same key."""
+    if not isinstance(value, str) or not value:
+        raise NonConforming("hash masks non-empty text")
+    if not any(ch.isascii() and ch.isalnum() for ch in value):
+        raise NonConforming("no letters or digits to mask")
+    return _same_classes(value, _stream(key, "hash", value))
+
+
+_EMAIL = re.compile(r"^(?P<local>[^@\s]+)@(?P<domain>[^@\s]+\.[^@\s.]+)$")
+
+
+def email(key: bytes, value: object, keep_domain: bool = True) -> str:
+    """`local@domain.tld`: the local part is replaced in its own shape, keyed on the whole (lower-cased)
+    address; the domain is kept, or with keep_domain=False its labels are masked too and the TLD kept."""
+    if not isinstance(value, str):
+        raise NonConforming("email masks text")
+    match = _EMAIL.match(value)
+    if match is None:
+        raise NonConforming("not an e-mail address")
+    stream = _stream(key, "email", value.lower())
+    local = _same_classes(match["local"], stream)
+    domain = match["domain"]
+    if not keep_domain:
+        *labels, tld = domain.split(".")
+        domain = ".".join([*(_same_classes(label, stream) for label in labels), tld])
+    return f"{local}@{domain}"
+
+
+_PHONE = re.compile(r"^\+?[0-9 ().\-/]+$")
+
+
+def phone(key: bytes, value: object, keep_leading_digits: int = 0) -> str:
+    """Every digit replaced, keyed on the digits alone (so `+1 555-0100` and `15550100` agree); punctuation,
+    spacing, a leading `+` and the first `keep_leading_digits` digits (e.g. a country code) are kept.
+    Conforming values have 7 to 15 digits and only `+ ( ) . - /` and spaces besides."""
+    if not isinstance(value, str) or _PHONE.match(value) is None:
+        raise NonConforming("not a phone number")
+    digits = "".join(ch for ch in value if ch.isdigit())
+    if not 7 <= len(digits) <= 15:
+        raise NonConforming("a phone number has 7 to 15 digits")
+    stream = _stream(key, "phone", digits)
+    out, seen = [], 0
+    for ch in value:
+        if ch.isdigit():
+            out.append(ch if seen < keep_leading_digits else chr(48 + next(stream) % 10))
+            seen += 1
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def date_shift_days(key: bytes, row_key: str, max_days: int) -> int:
+    """The row's shift: a keyed, never-zero number of days in [-max_days, max_days]."""
+    stream = _stream(key, "date_shift", row_key)
+    number = int.from_bytes(bytes(next(stream) for _ in range(8)), "big") % (2 * max_days)
+    return number - max_days if number < max_days else number - max_days + 1
+
+
+def date_shift(key: bytes, value: object, row_key: str, max_days: int = 365) -> dt.date | dt.datetime:
+    """Shift a date or timestamp by the row's keyed offset (all date columns of a row move together, so
+    intervals within a row are kept)."""
+    if not isinstance(value, dt.date):
+        raise NonConforming("date_shift masks dates and timestamps")
+    days = date_shift_days(key, row_key, max_days)
+    try:
+        return value + dt.timedelta(days=days)
+    except OverflowError as exc:
+        raise NonConforming("shifted date out of range") from exc

@@ -1,0 +1,127 @@
+"""Worker tests: a throwaway PostgreSQL (scripts/postgres.sh) for the session, and running a worker process.
+
+`postgres` (session) starts the cluster; `database()` (function) creates a fresh, empty database and returns
+its DSN. `run_worker(kind, env)` runs `python -m datajobs.cli worker <kind>` with a private termination-log
+file and returns a WorkerRun (popen, report(), log())."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = REPO_ROOT / "scripts" / "postgres.sh"
+_install_error: str | None = None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Install PostgreSQL (if missing) before any per-test timeout starts ticking."""
+    global _install_error
+    if not any("postgres" in getattr(i, "fixturenames", ()) for i in items):
+        return
+    proc = subprocess.run(["bash", str(SCRIPT), "install"], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        _install_error = proc.stderr.strip() or f"exit code {proc.returncode}"
+
+
+@dataclass
+class Postgres:
+    """A running throwaway cluster: `dsn` of its `postgres` database, superuser `postgres`, trust auth."""
+
+    dsn: str
+    directory: str
+
+    def dsn_for(self, dbname: str) -> str:
+        return self.dsn.rsplit("/", 1)[0] + "/" + dbname
+
+    def create_database(self, prefix: str = "t") -> str:
+        name = f"{prefix}_{secrets.token_hex(4)}"
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+        return self.dsn_for(name)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    if _install_error is not None:
+        pytest.fail(f"PostgreSQL could not be installed: {_install_error}", pytrace=False)
+    proc = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True, check=False, timeout=180)
+    if proc.returncode != 0:
+        pytest.fail(f"scripts/postgres.sh start failed: {proc.stderr.strip()}", pytrace=False)
+    values = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
+    pg = Postgres(values["DSN"], values["PGDIR"])
+    try:
+        yield pg
+    finally:
+        subprocess.run(["bash", str(SCRIPT), "stop", pg.directory], check=False, timeout=120)
+
+
+@pytest.fixture
+def database(postgres: Postgres) -> Callable[..., str]:
+    """`database(prefix="t")`: a fresh empty database; returns its DSN."""
+    return postgres.create_database
+
+
+@dataclass
+class WorkerRun:
+    popen: subprocess.Popen[bytes]
+    termination_log: Path
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def wait(self, timeout: float = 120) -> int:
+        try:
+            return self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+            raise AssertionError(f"worker did not exit within {timeout} s; log:\n{self.log()}") from None
+
+    def report(self) -> dict[str, Any]:
+        text = self.termination_log.read_text()
+        assert text, f"no termination message; log:\n{self.log()}"
+        assert len(text.encode()) <= 4096
+        return dict(json.loads(text))
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def run_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerRun]]:
+    """`run_worker(kind, env, args=())`: start the worker process (not waited for)."""
+    started: list[WorkerRun] = []
+
+    def start(kind: str, env: dict[str, str], args: tuple[str, ...] = ()) -> WorkerRun:
+        n = len(started)
+        term, log_path = tmp_path / f"termination-{n}.log", tmp_path / f"worker-{n}.log"
+        term.write_text("")
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("DATAJOBS_", "KUBERNETES_"))}
+        full_env = {**base, "DATAJOBS_TERMINATION_LOG": str(term), **env}
+        with log_path.open("wb") as log:
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "datajobs.cli", "worker", kind, *args],
+                env=full_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO_ROOT,
+            )
+        run = WorkerRun(popen, term, log_path, full_env)
+        started.append(run)
+        return run
+
+    yield start
+    for run in started:
+        if run.popen.poll() is None:
+            run.popen.kill()
+            run.popen.wait()
