@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -16,58 +15,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
+from pgcluster import SCRIPT, Postgres, install_error, postgres  # noqa: F401 (fixture)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = REPO_ROOT / "scripts" / "postgres.sh"
-_install_error: str | None = None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Install PostgreSQL (if missing) before any per-test timeout starts ticking."""
-    global _install_error
     if not any("postgres" in getattr(i, "fixturenames", ()) for i in items):
         return
     proc = subprocess.run(["bash", str(SCRIPT), "install"], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        _install_error = proc.stderr.strip() or f"exit code {proc.returncode}"
-
-
-@dataclass
-class Postgres:
-    """A running throwaway cluster: `dsn` of its `postgres` database, superuser `postgres`, trust auth."""
-
-    dsn: str
-    directory: str
-
-    def dsn_for(self, dbname: str) -> str:
-        return self.dsn.rsplit("/", 1)[0] + "/" + dbname
-
-    def create_database(self, prefix: str = "t") -> str:
-        name = f"{prefix}_{secrets.token_hex(4)}"
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
-        return self.dsn_for(name)
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[Postgres]:
-    if _install_error is not None:
-        pytest.fail(f"PostgreSQL could not be installed: {_install_error}", pytrace=False)
-    proc = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True, check=False, timeout=180)
-    if proc.returncode != 0:
-        pytest.fail(f"scripts/postgres.sh start failed: {proc.stderr.strip()}", pytrace=False)
-    values = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
-    pg = Postgres(values["DSN"], values["PGDIR"])
-    try:
-        yield pg
-    finally:
-        subprocess.run(["bash", str(SCRIPT), "stop", pg.directory], check=False, timeout=120)
+        install_error.append(proc.stderr.strip() or f"exit code {proc.returncode}")
 
 
 @pytest.fixture
-def database(postgres: Postgres) -> Callable[..., str]:
+def database(postgres: Postgres) -> Callable[..., str]:  # noqa: F811 (the imported fixture)
     """`database(prefix="t")`: a fresh empty database; returns its DSN."""
     return postgres.create_database
 

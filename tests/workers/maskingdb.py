@@ -33,7 +33,8 @@ BEGIN INSERT INTO audit (what) VALUES ('note changed'); RETURN NEW; END $$;
 CREATE TRIGGER customers_readonly BEFORE UPDATE ON customers FOR EACH ROW EXECUTE FUNCTION forbid_update();
 ALTER TABLE customers ENABLE ALWAYS TRIGGER customers_readonly;
 -- fires only on UPDATE OF note, which masking never touches: must be left alone
-CREATE TRIGGER customers_note_audit AFTER UPDATE OF note ON customers FOR EACH ROW EXECUTE FUNCTION audit_note();
+CREATE TRIGGER customers_note_audit AFTER UPDATE OF note ON customers
+    FOR EACH ROW EXECUTE FUNCTION audit_note();
 """
 
 BASE_DATE = dt.date(1960, 1, 1)
@@ -107,7 +108,9 @@ def trigger_states(dsn: str) -> dict[str, str]:
 
 
 def foreign_keys(dsn: str) -> dict[str, tuple[str, bool]]:
-    rows = fetch(dsn, "SELECT conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint WHERE contype = 'f'")
+    rows = fetch(
+        dsn, "SELECT conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint WHERE contype = 'f'"
+    )
     return {name: (definition, validated) for name, definition, validated in rows}
 
 

@@ -1,6 +1,6 @@
-"""Stopping the masking worker mid-run: a real process, a real database, and its pod read through a real API server.
+"""Stopping the masking worker mid-run: a real process, a real database, its pod read through a real API.
 
-The test plays the operator: it annotates the worker's pod with `datajobs.io/cancel-mode` and sends SIGTERM."""
+The test plays the operator: it annotates the worker's pod with `datajobs.io/cancel-mode`, sends SIGTERM."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from pathlib import Path
 import psycopg
 import pytest
 import yaml
-from helpers import wait_for
 from kubernetes import client
 from maskingdb import customer, fetch, foreign_keys, masking_env, order, seed, trigger_states, write_rules
+
+from helpers import wait_for
 
 CUSTOMERS, ORDERS, BATCH = 150_000, 100_000, 500
 DISABLED = [
@@ -65,6 +66,13 @@ def start_masking(run_worker, dsn: str, tmp_path: Path, cluster, namespace: str,
     return run_worker("masking", env)
 
 
+def annotate(core: client.CoreV1Api, namespace: str, pod: str, mode: str) -> None:
+    """What the operator does just before it deletes a cancelled job's pod."""
+    core.patch_namespaced_pod(
+        pod, namespace, {"metadata": {"annotations": {"datajobs.io/cancel-mode": mode}}}
+    )
+
+
 def progress_of(core: client.CoreV1Api, namespace: str, pod: str) -> dict:
     annotations = core.read_namespaced_pod(pod, namespace).metadata.annotations or {}
     return json.loads(annotations.get("datajobs.io/progress", "{}"))
@@ -88,7 +96,9 @@ def masked_prefix(dsn: str, table: str, column: str, original) -> int:
     rows = fetch(dsn, f"SELECT id, {column} FROM {table} ORDER BY id")
     flags = [value != original(i) for i, value in rows]
     count = sum(flags)
-    assert flags == [True] * count + [False] * (len(flags) - count), f"{table}: masked rows are not a key prefix"
+    assert flags == [True] * count + [False] * (len(flags) - count), (
+        f"{table}: masked rows are not a key prefix"
+    )
     return count
 
 
@@ -112,7 +122,7 @@ def test_graceful_cancel_restores_everything_and_leaves_no_half_batch(
     run = start_masking(run_worker, target_db, tmp_path, cluster, namespace, worker_pod)
     wait_until_masking(core, namespace, worker_pod, run)
     assert trigger_states(target_db)["customers_readonly"] == "D"  # disabled while masking
-    core.patch_namespaced_pod(worker_pod, namespace, {"metadata": {"annotations": {"datajobs.io/cancel-mode": "graceful"}}})
+    annotate(core, namespace, worker_pod, "graceful")
     signalled = time.monotonic()
     run.popen.send_signal(signal.SIGTERM)
     assert run.wait(timeout=30) == 143, run.log()
@@ -133,7 +143,7 @@ def test_immediate_cancel_exits_within_two_seconds_and_names_what_it_left_disabl
     core = client.CoreV1Api(kube_api)
     run = start_masking(run_worker, target_db, tmp_path, cluster, namespace, worker_pod)
     wait_until_masking(core, namespace, worker_pod, run)
-    core.patch_namespaced_pod(worker_pod, namespace, {"metadata": {"annotations": {"datajobs.io/cancel-mode": "immediate"}}})
+    annotate(core, namespace, worker_pod, "immediate")
     signalled = time.monotonic()
     run.popen.send_signal(signal.SIGTERM)
     code = run.wait(timeout=30)
@@ -172,10 +182,19 @@ def test_sigterm_that_is_not_a_cancel_or_without_the_api_is_graceful(
         extra["DATAJOBS_KUBECONFIG"] = str(dead)
     run = start_masking(run_worker, target_db, tmp_path, cluster, namespace, worker_pod, **extra)
     if api == "unreachable":
-        wait_for(lambda: trigger_states(target_db)["customers_readonly"] == "D" and run.popen.poll() is None,
-                 timeout=90, message="masking under way")
-        wait_for(lambda: fetch(target_db, "SELECT count(*) FROM customers WHERE email NOT LIKE 'Customer.%'")[0][0] >= BATCH,
-                 timeout=90, message="a batch committed")
+        wait_for(
+            lambda: trigger_states(target_db)["customers_readonly"] == "D" and run.popen.poll() is None,
+            timeout=90,
+            message="masking under way",
+        )
+        wait_for(
+            lambda: (
+                fetch(target_db, "SELECT count(*) FROM customers WHERE email NOT LIKE 'Customer.%'")[0][0]
+                >= BATCH
+            ),
+            timeout=90,
+            message="a batch committed",
+        )
     else:
         wait_until_masking(core, namespace, worker_pod, run)
     run.popen.send_signal(signal.SIGTERM)
@@ -188,4 +207,3 @@ def test_sigterm_that_is_not_a_cancel_or_without_the_api_is_graceful(
     assert trigger_states(target_db)["customers_readonly"] == "A"
     assert "orders_customer_email_fkey" in foreign_keys(target_db)
     assert_no_half_batch(target_db, report)
-

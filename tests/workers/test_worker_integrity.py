@@ -1,4 +1,4 @@
-"""The integrity worker against real PostgreSQL: injected differences are found exactly, row by row and by partition."""
+"""The integrity worker on real PostgreSQL: injected differences are found exactly, by row and partition."""
 
 from __future__ import annotations
 
@@ -21,14 +21,23 @@ STALE = {131, 132, 133}  # destination has an older last_modified and an older v
 SHIFTED = {505, 515, 525, 535, 545}  # destination copies one day older: a whole group moved partition
 INCORRECT = {141, 142, 143}  # same key, different value (last_modified equal, or newer at the destination)
 ORPHANED = {5001, 5002}  # destination only
-PENDING = {990, 991, 992, 993, 994, 2001}  # changed (or created: 2001) at the source after the destination's newest row
+PENDING = {
+    990,
+    991,
+    992,
+    993,
+    994,
+    2001,
+}  # changed (or created: 2001) at the source after the destination's newest row
 
 Row = tuple[int, str, str, dt.datetime]  # id, customer, amount, updated_at
 
 
 def source_rows() -> dict[int, Row]:
-    rows = {i: (i, f"customer-{i % 37}", f"{(i * 7) % 1000}.50", BASE + dt.timedelta(days=i % 10, seconds=i))
-            for i in range(1, N + 1)}
+    rows = {
+        i: (i, f"customer-{i % 37}", f"{(i * 7) % 1000}.50", BASE + dt.timedelta(days=i % 10, seconds=i))
+        for i in range(1, N + 1)
+    }
     for i in sorted(PENDING):
         rows[i] = (i, f"changed-{i}", "1.00", BASE + dt.timedelta(days=20, seconds=i))
     return rows
@@ -36,8 +45,10 @@ def source_rows() -> dict[int, Row]:
 
 def destination_rows(source: dict[int, Row]) -> dict[int, Row]:
     """The destination as a sync would have left it, with the injected differences."""
-    original = {i: (i, f"customer-{i % 37}", f"{(i * 7) % 1000}.50", BASE + dt.timedelta(days=i % 10, seconds=i))
-                for i in range(1, N + 1)}
+    original = {
+        i: (i, f"customer-{i % 37}", f"{(i * 7) % 1000}.50", BASE + dt.timedelta(days=i % 10, seconds=i))
+        for i in range(1, N + 1)
+    }
     rows = {i: original[i] for i in range(1, N + 1) if i not in MISSING}  # pending ids keep their old version
     for i in STALE:
         _, _, amount, lm = source[i]
@@ -63,7 +74,9 @@ def create_table(dsn: str, schema: str, rows: dict[int, Row], extra_column: bool
             f"CREATE TABLE {schema}.orders (id integer PRIMARY KEY, customer text NOT NULL,"  # type: ignore[arg-type]
             f" amount numeric(10,2) NOT NULL, updated_at timestamptz{extra})"
         )
-        with conn.cursor().copy(f"COPY {schema}.orders (id, customer, amount, updated_at) FROM STDIN") as copy:  # type: ignore[arg-type]
+        with conn.cursor().copy(
+            f"COPY {schema}.orders (id, customer, amount, updated_at) FROM STDIN"
+        ) as copy:  # type: ignore[arg-type]
             for row in rows.values():
                 copy.write_row(row)
 
@@ -110,9 +123,14 @@ def expected_partitions(pair: Pair, keep) -> list[dict]:
             if keep(key):
                 buckets[int(row[3].timestamp()) // DAY][side].add(row)
     return [
-        {"source_row_count": len(s), "destination_row_count": len(d),
-         "last_modified_lower_bound_epoch": b * DAY, "last_modified_upper_bound_epoch": (b + 1) * DAY}
-        for b, (s, d) in sorted(buckets.items()) if s != d
+        {
+            "source_row_count": len(s),
+            "destination_row_count": len(d),
+            "last_modified_lower_bound_epoch": b * DAY,
+            "last_modified_upper_bound_epoch": (b + 1) * DAY,
+        }
+        for b, (s, d) in sorted(buckets.items())
+        if s != d
     ]
 
 
@@ -124,7 +142,10 @@ def test_sampling_one_finds_every_injected_difference(seeded, run_worker):
     (result,) = report["data_integrity_results"]
     assert result["model_name"] == "orders" and result["sampling_rate"] == 1.0
     assert result["is_healthy"] is False and result["error_message"] == ""
-    counts = {k: result[f"total_rows_{k}"] for k in ("compared", "stale", "missing", "incorrect", "orphaned", "pending")}
+    counts = {
+        k: result[f"total_rows_{k}"]
+        for k in ("compared", "stale", "missing", "incorrect", "orphaned", "pending")
+    }
     assert counts == {
         "compared": len(seeded.source.keys() | seeded.destination.keys()),
         "stale": len(STALE | SHIFTED),
@@ -135,16 +156,32 @@ def test_sampling_one_finds_every_injected_difference(seeded, run_worker):
     }
     assert result["mismatched_partitions"] == expected_partitions(seeded, lambda _k: True)
     # the shifted group: day 5 lost 5 rows to day 4 at the destination (amongst other differences)
-    day5 = next(p for p in result["mismatched_partitions"] if p["last_modified_lower_bound_epoch"] == int(BASE.timestamp()) + 5 * DAY)
+    day5 = next(
+        p
+        for p in result["mismatched_partitions"]
+        if p["last_modified_lower_bound_epoch"] == int(BASE.timestamp()) + 5 * DAY
+    )
     assert day5["source_row_count"] - day5["destination_row_count"] >= len(SHIFTED)
     assert "1 unhealthy" in report["log_message"] and "8 stale" in report["log_message"]
 
 
 def test_explicit_sample_ids_check_exactly_those_rows(seeded, run_worker):
-    ids = {"11": "ok", "21": "missing", "31": "ok", "131": "stale", "141": "incorrect", "5001": "orphaned",
-           "990": "pending", "505": "stale", "999999": "absent"}
-    env = integrity_env(seeded, DATAJOBS_SAMPLING_RATE="0.25",
-                        DATAJOBS_MODEL_SAMPLE_PRIMARY_IDS=json.dumps({"orders": sorted(ids)}))
+    ids = {
+        "11": "ok",
+        "21": "missing",
+        "31": "ok",
+        "131": "stale",
+        "141": "incorrect",
+        "5001": "orphaned",
+        "990": "pending",
+        "505": "stale",
+        "999999": "absent",
+    }
+    env = integrity_env(
+        seeded,
+        DATAJOBS_SAMPLING_RATE="0.25",
+        DATAJOBS_MODEL_SAMPLE_PRIMARY_IDS=json.dumps({"orders": sorted(ids)}),
+    )
     run = run_worker("integrity", env)
     assert run.wait() == 0, run.log()
     report = run.report()
@@ -181,8 +218,16 @@ def test_a_clean_pair_is_healthy_and_mapped_models_and_errors_are_reported(datab
     env = integrity_env(
         pair,
         DATAJOBS_MODEL_IDS=json.dumps(["orders", "orders_by_map", "nosuch"]),
-        INTEGRITY_MODELS=json.dumps({"orders_by_map": {"sourceTable": "public.orders", "destinationTable": "acme.orders",
-                                                       "lastModifiedColumn": "updated_at", "partitionSeconds": 3600}}),
+        INTEGRITY_MODELS=json.dumps(
+            {
+                "orders_by_map": {
+                    "sourceTable": "public.orders",
+                    "destinationTable": "acme.orders",
+                    "lastModifiedColumn": "updated_at",
+                    "partitionSeconds": 3600,
+                }
+            }
+        ),
     )
     run = run_worker("integrity", env)
     assert run.wait() == 0, run.log()
@@ -203,8 +248,10 @@ def test_a_clean_pair_is_healthy_and_mapped_models_and_errors_are_reported(datab
 
 def test_unreachable_database_fails_and_missing_settings_are_a_config_error(postgres, run_worker):
     dead = postgres.dsn_for("no_such_database")
-    run = run_worker("integrity", {"SOURCE_DSN": dead, "DESTINATION_DSN": dead,
-                                   "DATAJOBS_MODEL_IDS": json.dumps(["orders"])})
+    run = run_worker(
+        "integrity",
+        {"SOURCE_DSN": dead, "DESTINATION_DSN": dead, "DATAJOBS_MODEL_IDS": json.dumps(["orders"])},
+    )
     assert run.wait() == 1, run.log()
     report = run.report()
     assert report["status"] == "FAILED" and "cannot connect to the source database" in report["log_message"]

@@ -1,4 +1,4 @@
-"""The masking worker against real PostgreSQL: every configured column masked, nothing else, deterministically."""
+"""The masking worker on real PostgreSQL: every configured column masked, nothing else, deterministically."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ CUSTOMERS, ORDERS = 1200, 900
 EMAIL = re.compile(r"^[A-Z][a-z]{7}\.[0-9]{7}\.[a-z]{7}@Example\.com$")
 
 
-def test_full_run_masks_every_configured_column_and_restores_triggers_and_foreign_keys(database, run_worker, tmp_path):
+def test_full_run_masks_every_configured_column_and_restores_triggers_and_foreign_keys(
+    database, run_worker, tmp_path
+):
     dsn = database("mask")
     seed(dsn, CUSTOMERS, ORDERS, bad_phone_every=397)  # 3 phones are "n/a": non-conforming
     triggers_before, fks_before = trigger_states(dsn), foreign_keys(dsn)
@@ -34,7 +36,9 @@ def test_full_run_masks_every_configured_column_and_restores_triggers_and_foreig
     assert foreign_keys(dsn) == fks_before and fks_before["orders_customer_email_fkey"][1] is True
     assert fetch(dsn, "SELECT count(*) FROM audit") == [(0,)]  # the UPDATE OF note trigger never fired
 
-    rows = {r[0]: r for r in fetch(dsn, "SELECT id, email, phone, ref, birth, created_at, note FROM customers")}
+    rows = {
+        r[0]: r for r in fetch(dsn, "SELECT id, email, phone, ref, birth, created_at, note FROM customers")
+    }
     assert len(rows) == CUSTOMERS
     for i, (_, email, phone, ref, birth, created, note) in rows.items():
         orig = customer(i, bad_phone_every=397)
@@ -43,7 +47,11 @@ def test_full_run_masks_every_configured_column_and_restores_triggers_and_foreig
         if orig[2] is None or orig[2] == "n/a":
             assert phone == orig[2]
         else:
-            assert phone != orig[2] and phone.startswith("+1 (") and re.sub(r"\d", "9", phone) == re.sub(r"\d", "9", orig[2])
+            assert (
+                phone != orig[2]
+                and phone.startswith("+1 (")
+                and re.sub(r"\d", "9", phone) == re.sub(r"\d", "9", orig[2])
+            )
         assert ref != orig[3] and len(ref) == len(orig[3]) and re.fullmatch(r"[A-Z]{3}-\d{7}-[A-Z]{6}", ref)
         shift = (birth - orig[4]).days
         assert shift != 0 and abs(shift) <= 365
@@ -74,7 +82,9 @@ def test_same_input_and_key_give_the_same_output_and_another_key_does_not(databa
     assert differing == 600
 
 
-def test_a_foreign_key_the_masked_data_no_longer_satisfies_is_back_not_valid_and_fails(database, run_worker, tmp_path):
+def test_a_foreign_key_the_masked_data_no_longer_satisfies_is_back_not_valid_and_fails(
+    database, run_worker, tmp_path
+):
     dsn = database("fk")
     seed(dsn, 300, 200)
     # masking only the referencing side breaks the reference: the restore's VALIDATE must say so
@@ -87,7 +97,9 @@ def test_a_foreign_key_the_masked_data_no_longer_satisfies_is_back_not_valid_and
     assert report["disabled"] == report["restored"] == [fk] and report["leftDisabled"] == []
     (bad,) = report["notValidated"]
     assert bad["object"] == fk and "violates foreign key" in bad["error"]
-    assert bad["validateSql"] == 'ALTER TABLE "public"."orders" VALIDATE CONSTRAINT "orders_customer_email_fkey"'
+    assert (
+        bad["validateSql"] == 'ALTER TABLE "public"."orders" VALIDATE CONSTRAINT "orders_customer_email_fkey"'
+    )
     assert "restored NOT VALID" in report["message"]
     # back in place and enforced for new rows, but not validated
     assert foreign_keys(dsn)["orders_customer_email_fkey"][1] is False
@@ -99,9 +111,15 @@ def test_bad_rules_are_a_configuration_error_and_change_nothing(database, run_wo
     seed(dsn, 50, 10)
     before = fetch(dsn, "SELECT * FROM customers ORDER BY id")
     cases = {
-        "the key column id cannot be masked": {"tables": [{"table": "customers", "columns": [{"column": "id", "algorithm": "hash"}]}]},
-        "table public.nope does not exist": {"tables": [{"table": "nope", "columns": [{"column": "x", "algorithm": "hash"}]}]},
-        "date_shift needs a date": {"tables": [{"table": "customers", "columns": [{"column": "email", "algorithm": "date_shift"}]}]},
+        "the key column id cannot be masked": {
+            "tables": [{"table": "customers", "columns": [{"column": "id", "algorithm": "hash"}]}]
+        },
+        "table public.nope does not exist": {
+            "tables": [{"table": "nope", "columns": [{"column": "x", "algorithm": "hash"}]}]
+        },
+        "date_shift needs a date": {
+            "tables": [{"table": "customers", "columns": [{"column": "email", "algorithm": "date_shift"}]}]
+        },
         "tables: Field required": {"batchSize": 10},
     }
     for n, (expected, rules) in enumerate(cases.items()):

@@ -317,6 +317,7 @@ class IntegrityWorker:
             for index, plan in enumerate(self.config.plans):
                 self.watcher.check()
                 self.current = f"{plan.name} ({index + 1}/{len(self.config.plans)})"
+                self.progress.update({"log_message": f"checking {self.current}"})
                 self.results.append(self._check(src, dst, plan))
         except Stopped:
             return self._finish(EXIT_STOPPED, self._report(None, self.watcher.request))
@@ -545,7 +546,7 @@ class IntegrityWorker:
                 return code
             self._reported = True
             self.watcher.finished()
-            self.progress.close()
+            self.progress.close(flush_timeout=0.0 if code == EXIT_STOPPED else 1.0)
             log.info("full results: %s", json.dumps([r.model_dump() for r in self.results]))
             write_termination_message(report, ("data_integrity_results",))
         return code

@@ -474,6 +474,6 @@ class MaskingWorker:
             self._reported = True
             self.watcher.finished()
             self.progress.update(self.counts.progress())
-            self.progress.close()
+            self.progress.close(flush_timeout=0.0 if code == EXIT_STOPPED else 1.0)
             write_termination_message(report, SHRINKABLE)
         return code

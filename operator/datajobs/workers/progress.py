@@ -36,33 +36,38 @@ class ProgressReporter:
             self._thread.start()
 
     def update(self, values: dict[str, Any]) -> None:
+        if self.api is None:
+            log.debug("progress: %s", values)
+            return
         with self._lock:
             self._latest = dict(values)
         self._wake.set()
 
-    def close(self) -> None:
+    def close(self, flush_timeout: float = 0.0) -> None:
+        """Stop reporting; with flush_timeout > 0, first send the latest values if the rate limit allows."""
         self._closed.set()
         self._wake.set()
+        if self._thread is not None and flush_timeout > 0:
+            self._thread.join(flush_timeout)
 
     def _run(self) -> None:
         last = float("-inf")
-        while not self._closed.is_set():
+        while True:
             self._wake.wait()
             self._wake.clear()
-            if self._closed.is_set():
-                return
             pause = last + self.interval - time.monotonic()
             if pause > 0 and self._closed.wait(pause):
-                return
+                return  # closed while the rate limit holds: the final report says the rest
             with self._lock:
                 values = self._latest
-            if values is None or values == self._sent:
-                continue
-            last = time.monotonic()
-            try:
-                assert self.api is not None
-                self.api.annotate({ANNOTATION_PROGRESS: json.dumps(values, sort_keys=True)})
-                self._sent = values
-                self.patches += 1
-            except PodApiError as exc:
-                log.warning("could not report progress: %s", exc)
+            if values is not None and values != self._sent:
+                last = time.monotonic()
+                try:
+                    assert self.api is not None
+                    self.api.annotate({ANNOTATION_PROGRESS: json.dumps(values, sort_keys=True)})
+                    self._sent = values
+                    self.patches += 1
+                except PodApiError as exc:
+                    log.warning("could not report progress: %s", exc)
+            if self._closed.is_set():
+                return
