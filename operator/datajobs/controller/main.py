@@ -102,6 +102,11 @@ def main(args: argparse.Namespace) -> int:
     liveness = (
         f"http://{config.bind_address}:{config.liveness_port}/healthz" if config.liveness_port else None
     )
+    settings = kopf.OperatorSettings()
+    # The operator serves exactly its two kinds: no scan of the cluster's CRDs and namespaces, so its RBAC
+    # needs no access to them (with the scan on and no such access, kopf retries the forbidden calls for
+    # about a minute before it starts watching anything).
+    settings.scanning.disabled = True
     asyncio.run(
         kopf.operator(
             clusterwide=not config.namespaces,
@@ -109,6 +114,7 @@ def main(args: argparse.Namespace) -> int:
             standalone=True,
             liveness_endpoint=liveness,
             memo=kopf.Memo(config=config),
+            settings=settings,
         )
     )
     return 0
