@@ -5,11 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import signal
 from collections import defaultdict
 from dataclasses import dataclass
 
 import psycopg
 import pytest
+
+from helpers import wait_for
 
 BASE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 DAY = 86400
@@ -260,3 +263,40 @@ def test_unreachable_database_fails_and_missing_settings_are_a_config_error(post
     run = run_worker("integrity", {"DATAJOBS_MODEL_IDS": json.dumps(["orders"])})
     assert run.wait() == 2, run.log()
     assert "SOURCE_DSN is not set" in run.report()["log_message"]
+
+
+def test_sigterm_stops_a_running_check_and_reports_what_was_done(database, run_worker):
+    source, destination = database("src"), database("dst")
+    for dsn, schema in ((source, "public"), (destination, "acme")):
+        with psycopg.connect(dsn) as conn:
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")  # type: ignore[arg-type]
+            conn.execute(
+                f"CREATE TABLE {schema}.orders AS SELECT i AS id, 'c' || i AS customer,"  # type: ignore[arg-type]
+                f" i::numeric(10, 2) AS amount, now() - i * interval '1 minute' AS updated_at"
+                f" FROM generate_series(1, 400000) i"
+            )
+            conn.execute(f"ALTER TABLE {schema}.orders ADD PRIMARY KEY (id)")  # type: ignore[arg-type]
+    pair = Pair(source, destination, {}, {})
+    run = run_worker("integrity", integrity_env(pair, DATAJOBS_MODEL_IDS=json.dumps(["orders", "orders"])))
+
+    def streaming() -> bool:
+        assert run.popen.poll() is None, f"finished before the signal:\n{run.log()}"
+        rows = fetch_all(
+            source,
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'datajobs-integrity'"
+            " AND query LIKE '%md5%' AND state <> 'idle'",
+        )
+        return rows[0][0] > 0
+
+    wait_for(streaming, timeout=90, message="the integrity worker streaming rows")
+    run.popen.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=30) == 143, run.log()
+    report = run.report()
+    assert report["cancelled"] is False  # no pod API here: a SIGTERM that is not a cancel
+    assert report["log_message"].startswith("stopped while checking orders (1/2)")
+    assert report["data_integrity_results"] == []  # the first model was not finished
+
+
+def fetch_all(dsn: str, query: str) -> list[tuple]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(query).fetchall()  # type: ignore[arg-type]

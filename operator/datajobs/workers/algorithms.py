@@ -6,38 +6,36 @@ Each returns the masked value, or raises NonConforming when the value does not f
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
 import re
-from collections.abc import Iterator
+import string
 
 
 class NonConforming(ValueError):
     """A value the algorithm cannot mask without breaking its format."""
 
 
-def _stream(key: bytes, label: str, value: str) -> Iterator[int]:
-    """An endless keyed byte stream for (label, value): HMAC-SHA256 in counter mode."""
-    counter = 0
+def _keyed_bytes(key: bytes, label: str, value: str, n: int) -> bytes:
+    """`n` keyed pseudo-random bytes for (label, value): HMAC-SHA256 in counter mode."""
     message = f"{label}\x00{value}".encode()
-    while True:
-        yield from hmac.new(key, counter.to_bytes(4, "big") + message, hashlib.sha256).digest()
-        counter += 1
+    blocks = (n + 31) // 32
+    return b"".join(hmac.digest(key, i.to_bytes(4, "big") + message, "sha256") for i in range(blocks))
 
 
-def _same_classes(chars: str, stream: Iterator[int]) -> str:
-    """Replace each ASCII digit, lower- and upper-case letter by one of its class; keep the rest."""
-    out = []
-    for ch in chars:
-        if "0" <= ch <= "9":
-            out.append(chr(48 + next(stream) % 10))
-        elif "a" <= ch <= "z":
-            out.append(chr(97 + next(stream) % 26))
-        elif "A" <= ch <= "Z":
-            out.append(chr(65 + next(stream) % 26))
-        else:
-            out.append(ch)
-    return "".join(out)
+_DIGITS = [chr(48 + b % 10) for b in range(256)]
+_LOWER = [chr(97 + b % 26) for b in range(256)]
+_UPPER = [chr(65 + b % 26) for b in range(256)]
+_CLASS = {c: _DIGITS for c in string.digits} | {c: _LOWER for c in string.ascii_lowercase}
+_CLASS |= {c: _UPPER for c in string.ascii_uppercase}
+
+
+def _same_classes(chars: str, stream: bytes) -> str:
+    """Replace each ASCII digit, lower- and upper-case letter by one of its class; keep the rest.
+
+    Character i uses byte i of the keyed stream (so `stream` must be at least as long as `chars`)."""
+    return "".join(
+        t[b] if (t := _CLASS.get(c)) is not None else c for c, b in zip(chars, stream, strict=False)
+    )
 
 
 def hash_identifier(key: bytes, value: object) -> str:
@@ -49,7 +47,7 @@ def hash_identifier(key: bytes, value: object) -> str:
         raise NonConforming("hash masks non-empty text")
     if not any(ch.isascii() and ch.isalnum() for ch in value):
         raise NonConforming("no letters or digits to mask")
-    return _same_classes(value, _stream(key, "hash", value))
+    return _same_classes(value, _keyed_bytes(key, "hash", value, len(value)))
 
 
 _EMAIL = re.compile(r"^(?P<local>[^@\s]+)@(?P<domain>[^@\s]+\.[^@\s.]+)$")
@@ -63,13 +61,14 @@ def email(key: bytes, value: object, keep_domain: bool = True) -> str:
     match = _EMAIL.match(value)
     if match is None:
         raise NonConforming("not an e-mail address")
-    stream = _stream(key, "email", value.lower())
-    local = _same_classes(match["local"], stream)
-    domain = match["domain"]
+    local, domain = match["local"], match["domain"]
+    stream = _keyed_bytes(key, "email", value.lower(), len(value))
+    masked_local = _same_classes(local, stream)
     if not keep_domain:
         *labels, tld = domain.split(".")
-        domain = ".".join([*(_same_classes(label, stream) for label in labels), tld])
-    return f"{local}@{domain}"
+        masked = _same_classes(".".join(labels), stream[len(local) + 1 :])
+        domain = f"{masked}.{tld}"
+    return f"{masked_local}@{domain}"
 
 
 _PHONE = re.compile(r"^\+?[0-9 ().\-/]+$")
@@ -84,11 +83,11 @@ def phone(key: bytes, value: object, keep_leading_digits: int = 0) -> str:
     digits = "".join(ch for ch in value if ch.isdigit())
     if not 7 <= len(digits) <= 15:
         raise NonConforming("a phone number has 7 to 15 digits")
-    stream = _stream(key, "phone", digits)
+    stream = _keyed_bytes(key, "phone", digits, len(digits))
     out, seen = [], 0
     for ch in value:
-        if ch.isdigit():
-            out.append(ch if seen < keep_leading_digits else chr(48 + next(stream) % 10))
+        if "0" <= ch <= "9":
+            out.append(ch if seen < keep_leading_digits else _DIGITS[stream[seen]])
             seen += 1
         else:
             out.append(ch)
@@ -97,8 +96,7 @@ def phone(key: bytes, value: object, keep_leading_digits: int = 0) -> str:
 
 def date_shift_days(key: bytes, row_key: str, max_days: int) -> int:
     """The row's shift: a keyed, never-zero number of days in [-max_days, max_days]."""
-    stream = _stream(key, "date_shift", row_key)
-    number = int.from_bytes(bytes(next(stream) for _ in range(8)), "big") % (2 * max_days)
+    number = int.from_bytes(_keyed_bytes(key, "date_shift", row_key, 8)[:8], "big") % (2 * max_days)
     return number - max_days if number < max_days else number - max_days + 1
 
 

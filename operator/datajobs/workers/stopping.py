@@ -64,6 +64,11 @@ def resolve_mode(api: PodApi | None, timeout: float = 1.0) -> tuple[str, str, fl
             f"SIGTERM; the API server could not be read ({exc}), assuming graceful",
             DEFAULT_GRACE_SECONDS,
         )
+    return mode_from_pod(pod)
+
+
+def mode_from_pod(pod: dict) -> tuple[str, str, float]:
+    """(mode, reason, grace seconds) from the pod object (pure; see resolve_mode)."""
     meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
     grace = meta.get("deletionGracePeriodSeconds")
     if grace is None:
