@@ -94,6 +94,25 @@ def render(doc: dict[str, Any]) -> str:
             )
         out += [
             "",
+            "Cost per job dispatched (CPU ms of every component but the load generator; API writes):",
+            "",
+            "| N | who | CPU ms total | controller | kube-apiserver | etcd | API writes | top writes/job |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in rounds:
+            for who, label in (("operator", "operator"), ("job_controller", "Job controller")):
+                c = r["dispatch"]["cost_per_job"][who]
+                top = ", ".join(f"{k} {v:g}" for k, v in list(c["api_writes_by_kind"].items())[:5])
+                out.append(
+                    f"| {r['n']} | {label} | {c['cpu_ms_total']:.1f} | {c['cpu_ms_controller']:.1f} | "
+                    f"{c['cpu_ms_apiserver']:.1f} | {c['cpu_ms_etcd']:.1f} | {c['api_writes']:g} | {top} |"
+                )
+            out.append(
+                f"| {r['n']} | ratio operator/Job controller | "
+                f"{r['dispatch']['cpu_per_job_ratio']:.2f}x | | | | | |"
+            )
+        out += [
+            "",
             "## Cancel latency with N running jobs (ms, p50 / p95 / p99)",
             "",
             "| N | who | sample | patch → deletion requested | patch → CANCELLED | pod gone → CANCELLED |",
@@ -111,6 +130,11 @@ def render(doc: dict[str, Any]) -> str:
                     f"| {r['n']} | {who} | {row['sample']} | {_lat(row['delete_requested'])} | "
                     f"{_lat(row.get('cancelled'))} | {_lat(row.get('pod_gone_to_cancelled'))} |"
                 )
+            co, cp = c["cost_per_cancel"]["operator"], c["cost_per_cancel"]["job_controller"]
+            out.append(
+                f"| {r['n']} | cost per cancel: CPU ms / API writes | | operator {co['cpu_ms_total']:.1f} / "
+                f"{co['api_writes']:g}; Job controller {cp['cpu_ms_total']:.1f} / {cp['api_writes']:g} | | |"
+            )
             out.append(
                 f"| {r['n']} | ratio operator/Job controller (deletion requested) | | p50 "
                 f"{c['delete_requested_p50_ratio']:.2f}x, p99 {c['delete_requested_p99_ratio']:.2f}x | | |"

@@ -25,6 +25,7 @@ from bench.adapterload import AdapterLoad
 from bench.cancel import cancel_ours, suspend_peer
 from bench.dispatch import dispatch, names
 from bench.kapi import Kapi
+from bench.metrics import Scraper, delta, summarise_apiserver, summarise_operator
 from bench.objects import IJ_PLURAL, batch_job, ij_collection, integrity_job, job_collection, pod_collection
 from bench.procstats import PhaseCpu, quiesce
 from bench.profile import Profiler
@@ -84,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="extra `datajobs run` flag, e.g. --operator-arg=--workers=64",
     )
+    p.add_argument(
+        "--operator-wrapper",
+        type=Path,
+        help="experiments: run this Python script (which patches something, then calls datajobs.cli.main) "
+        "instead of `python -m datajobs.cli`",
+    )
     return p
 
 
@@ -117,6 +124,7 @@ class Runner:
         self.results: dict[str, Any] = {"rounds": [], "phases": {}, "profiles": {}}
         self.pods = {ns: PodClock(api, ns) for ns in ALL_NAMESPACES}
         self.jobs = {ns: JobClock(api, ns, IJ_PLURAL) for ns in (NS_OPERATOR, NS_ADAPTER)}
+        self.scraper = Scraper(api, stack.operator_metrics_url)
 
     @contextlib.asynccontextmanager
     async def phase(self, name: str, targets: Sequence[str] = ("operator",)) -> AsyncIterator[None]:
@@ -129,17 +137,22 @@ class Runner:
             if self.profile
             else []
         )
+        api_before, op_before = await self.scraper.snapshot()
         cpu = PhaseCpu(pids).start()
         started = time.monotonic()
         try:
             yield
         finally:
-            self.results["phases"][name] = {
+            record: dict[str, Any] = {
                 "wall_s": round(time.monotonic() - started, 2),
                 "cpu_seconds": cpu.stop(),
             }
+            self.results["phases"][name] = record
             for target, profiler in profilers:
                 self.results["profiles"][f"{name}/{target}"] = profiler.stop()
+        api_after, op_after = await self.scraper.snapshot()
+        record["api_requests"] = summarise_apiserver(delta(api_before, api_after))
+        record["operator_metrics"] = summarise_operator(delta(op_before, op_after))
         self.stack.check_alive()
 
     async def settle(self) -> None:
@@ -218,10 +231,16 @@ class Runner:
             )
         await self.cleanup(NS_OPERATOR, ij_collection(NS_OPERATOR))
 
+        phases = self.results["phases"]
+        ours_cost = cost(phases[f"dispatch-operator-{n}"], n, "operator")
+        peer_cost = cost(phases[f"dispatch-peer-{n}"], n, "kube-controller-manager")
         result["dispatch"] = {
             "operator": our_dispatch,
             "job_controller": peer_dispatch,
             "throughput_ratio": round(our_dispatch["jobs_per_s"] / peer_dispatch["jobs_per_s"], 3),
+            # CPU and API calls per job hardly depend on how busy the machine is: the noise-proof comparison
+            "cost_per_job": {"operator": ours_cost, "job_controller": peer_cost},
+            "cpu_per_job_ratio": round(ours_cost["cpu_ms_total"] / peer_cost["cpu_ms_total"], 3),
         }
         result["cancel"] = {
             "operator_immediate": immediate,
@@ -233,6 +252,10 @@ class Runner:
             "delete_requested_p99_ratio": round(
                 immediate["delete_requested"]["p99_ms"] / peer_cancel["delete_requested"]["p99_ms"], 3
             ),
+            "cost_per_cancel": {
+                "operator": cost(phases[f"cancel-operator-{n}"], 2 * sample, "operator"),
+                "job_controller": cost(phases[f"cancel-peer-{n}"], sample, "kube-controller-manager"),
+            },
         }
         return result
 
@@ -256,6 +279,26 @@ class Runner:
                     rows.append(await load.level(clients, chunk[:k], chunk[k:], settle=120 + k * 0.5))
         await self.cleanup(NS_ADAPTER, ij_collection(NS_ADAPTER))
         return {"levels": rows}
+
+
+WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION", "APPLY")
+
+
+def cost(phase: dict[str, Any], count: int, controller: str) -> dict[str, Any]:
+    """CPU milliseconds and API requests per job in one phase (the load generator's own CPU left out)."""
+    cpu = phase["cpu_seconds"]
+    requests = phase.get("api_requests") or {}
+    writes = {k: v["requests"] for k, v in requests.items() if k.split()[0] in WRITE_VERBS}
+    return {
+        "cpu_ms_total": round(1000 * sum(v for k, v in cpu.items() if k != "bench") / count, 2),
+        "cpu_ms_controller": round(1000 * cpu.get(controller, 0.0) / count, 2),
+        "cpu_ms_apiserver": round(1000 * cpu.get("kube-apiserver", 0.0) / count, 2),
+        "cpu_ms_etcd": round(1000 * cpu.get("etcd", 0.0) / count, 2),
+        "api_writes": round(sum(writes.values()) / count, 2),
+        "api_writes_by_kind": {
+            k: round(v / count, 2) for k, v in sorted(writes.items(), key=lambda kv: -kv[1])
+        },
+    }
 
 
 async def _bench(
@@ -289,9 +332,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "loadavg_start": environment.loadavg(),
         "settings": asdict(settings),
         "operator_args": [f"--max-running={100_000}", *args.operator_arg],
+        "operator_wrapper": str(args.operator_wrapper) if args.operator_wrapper else None,
         "workdir": str(workdir),
     }
-    stack = Stack(workdir, nodes=args.nodes, operator_args=args.operator_arg)
+    stack = Stack(
+        workdir, nodes=args.nodes, operator_args=args.operator_arg, operator_wrapper=args.operator_wrapper
+    )
     started = time.monotonic()
     failed = True
     try:

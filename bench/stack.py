@@ -45,6 +45,7 @@ class Stack:
     pods_per_node: int = 11000
     max_running: int = 100_000
     operator_args: Sequence[str] = ()
+    operator_wrapper: Path | None = None  # experiments: a script run instead of `-m datajobs.cli`
     cluster: LocalCluster | None = None
     operator: Child | None = None
     adapter: Child | None = None
@@ -73,7 +74,8 @@ class Stack:
     def _start_operator(self) -> None:
         assert self.cluster is not None
         liveness, metrics = free_port(), free_port()
-        argv = [sys.executable, "-m", "datajobs.cli", "run", "--kubeconfig", str(self.cluster.kubeconfig)]
+        entry = [str(self.operator_wrapper)] if self.operator_wrapper else ["-m", "datajobs.cli"]
+        argv = [sys.executable, *entry, "run", "--kubeconfig", str(self.cluster.kubeconfig)]
         for ns in OPERATOR_NAMESPACES:
             argv += ["--namespace", ns]
         argv += [

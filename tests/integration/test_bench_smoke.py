@@ -61,6 +61,10 @@ def test_smoke_benchmark_reports_every_figure(tmp_path: Path) -> None:
         for q in LATENCY:
             _positive(round_, f"dispatch.{who}.create_to_running.{q}")
     _positive(round_, "dispatch.throughput_ratio")
+    for who in ("operator", "job_controller"):
+        _positive(round_, f"dispatch.cost_per_job.{who}.cpu_ms_total")
+        _positive(round_, f"dispatch.cost_per_job.{who}.api_writes")
+        _positive(round_, f"cancel.cost_per_cancel.{who}.api_writes")
     cancel = round_["cancel"]
     for setting in ("operator_immediate", "operator_graceful"):
         assert cancel[setting]["delete_requested"]["count"] == round_["cancel_sample"]
