@@ -46,7 +46,8 @@ class ExecutionIds:
                         pass
                     except Gone as exc:
                         raise RuntimeError(
-                            f"state namespace {self.namespace!r} does not exist: create it or pass --state-namespace"
+                            f"state namespace {self.namespace!r} does not exist: "
+                            "create it or pass --state-namespace"
                         ) from exc
                     continue
                 value = max(int((cm.get("data") or {}).get("next", "1")), self._floor)

@@ -8,7 +8,7 @@ import socket
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -142,7 +142,7 @@ class Engine:
 
     async def _worker(self) -> None:
         while True:
-            uid = await self.work.get()
+            uid = cast(str, await self.work.get())  # the queue holds job uids
             try:
                 await self.reconcile(uid)
             except asyncio.CancelledError:
@@ -183,9 +183,10 @@ class Engine:
         )
         self._note_cancel(facts)
         decision = decide(facts)
-        body = await self._write(kind, body, decision)
-        if body is None:
+        written = await self._write(kind, body, decision)
+        if written is None:
             return
+        body = written
         for action in decision.actions:
             if isinstance(action, CreatePod):
                 crash_point("before-create-pod")

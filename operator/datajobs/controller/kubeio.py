@@ -50,7 +50,7 @@ class KubeIO:
         try:
             response = await self.api.rest_client.request(
                 method,
-                config.host + path,
+                f"{config.host}{path}",
                 query_params=params,
                 headers=headers,
                 body=body,
@@ -158,6 +158,6 @@ class KubeIO:
 
 def _reason(exc: ApiException) -> str:
     try:
-        return str(json.loads(exc.body).get("message", exc.reason))
+        return str(json.loads(exc.body or b"").get("message", exc.reason))
     except (TypeError, ValueError):
         return str(exc.reason)

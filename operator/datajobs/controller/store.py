@@ -72,7 +72,7 @@ class Store:
         self._deleted_pods[meta["uid"]] = None
         _prune(self._deleted_pods)
         current = self.pods.get(job_uid) if job_uid else None
-        if current is not None and current["metadata"]["uid"] == meta["uid"]:
+        if job_uid and current is not None and current["metadata"]["uid"] == meta["uid"]:
             del self.pods[job_uid]
         return job_uid
 

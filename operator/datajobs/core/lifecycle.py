@@ -110,7 +110,7 @@ def decide(facts: JobFacts) -> Decision:
         )
     )
 
-    if unevaluated:
+    if unevaluated and cancel is not None:  # (unevaluated implies it; this tells the type checker)
         expected = cancel.get("expectedStatus")
         if current in TERMINAL_STATUSES:
             msg = f"cancel rejected: the job already finished with status {current.value}"

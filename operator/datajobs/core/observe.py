@@ -18,7 +18,7 @@ def pod_facts(pod: dict[str, Any] | None) -> PodFacts | None:
     statuses = status.get("containerStatuses") or []
     names = [c.get("name") for c in spec.get("containers") or []]
     worker_name = WORKER_CONTAINER if WORKER_CONTAINER in names else (names[0] if names else WORKER_CONTAINER)
-    worker = next((c for c in statuses if c.get("name") == worker_name), {})
+    worker: dict[str, Any] = next((c for c in statuses if c.get("name") == worker_name), {})
     terminated = (worker.get("state") or {}).get("terminated") or {}
     return PodFacts(
         name=meta["name"],
