@@ -32,11 +32,15 @@ test: $(STAMP) control-plane  ## run unit and integration tests against a real l
 test-unit: $(STAMP)  ## unit tests only (no cluster)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-lint: $(STAMP)  ## ruff, mypy, import-linter
+lint: $(STAMP)  ## ruff, mypy, import-linter, hadolint (Dockerfile), helm lint (the chart)
 	$(VENV)/bin/ruff check operator tests bench
 	$(VENV)/bin/ruff format --check operator tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/hadolint Dockerfile
+	@# helm is pinned and cached like the control plane's binaries (built from its Go module if missing)
+	helm="$$($(PY) -c 'from datajobs.localcluster.binaries import ensure_binaries; print(ensure_binaries(["helm"])["helm"])')" \
+	  && "$$helm" lint --strict charts/datajobs-operator
 
 crds: $(STAMP)  ## regenerate crds/ and the chart's CRDs from the pydantic models
 	$(DATAJOBS) crds --write crds --write charts/datajobs-operator/crds
