@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ensure-binaries",
         action="store_true",
         help="find or build etcd, kube-apiserver, controller-manager, scheduler, kwok and helm, "
-        "print their directory and exit",
+        "log their directory and exit",
     )
     parser.add_argument(
         "--dir",
