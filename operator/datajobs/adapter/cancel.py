@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from datajobs.adapter.guard import CancelParams, InProgress, Reject, decide, now_rfc3339
+from datajobs.adapter.guard import CancelParams, InProgress, Patch, Reject, decide, now_rfc3339
 from datajobs.adapter.jobapi import Conflict, JobApi, NotFound
 from datajobs.models import KindInfo
 
@@ -68,14 +68,25 @@ class Canceller:
         metadata = looked_up.get("metadata") or {}
         namespace, name = str(metadata.get("namespace")), str(metadata.get("name"))
         conflicts = 0
+        # First try the watch cache's copy: a patch made with its resourceVersion is exactly as safe as one
+        # made after a fresh GET (the API server refuses it with 409 if anything changed), and it saves a
+        # round trip. Only a patch is trusted that way: a rejection or "in progress" read from the cache
+        # may be stale, so it is confirmed on a fresh read before it is answered.
+        obj: dict[str, Any] | None = looked_up if metadata.get("resourceVersion") else None
+        fresh = False
         for _ in range(self._max_attempts):
-            try:
-                obj = await self._api.get(kind, namespace, name)
-            except NotFound:
-                raise JobGone() from None
-            if (obj.get("metadata") or {}).get("uid") != metadata.get("uid") or not same_job(obj):
-                raise JobGone()
+            if obj is None:
+                try:
+                    obj = await self._api.get(kind, namespace, name)
+                except NotFound:
+                    raise JobGone() from None
+                fresh = True
+                if (obj.get("metadata") or {}).get("uid") != metadata.get("uid") or not same_job(obj):
+                    raise JobGone()
             decision = decide(obj, params, self._clock(), label)
+            if not fresh and not isinstance(decision, Patch):
+                obj = None
+                continue
             if isinstance(decision, Reject):
                 raise CancelRejected(decision)
             if isinstance(decision, InProgress):
@@ -89,6 +100,7 @@ class Canceller:
                 if self._on_conflict is not None:
                     self._on_conflict(kind)
                 logger.debug("%s changed between read and patch; reading it again", label)
+                obj = None
                 continue
             except NotFound:
                 raise JobGone() from None
