@@ -194,7 +194,8 @@ def main() -> int:
         )
     sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.write(
-        "rows/s: wall clock of the worker process (start-up included); PostgreSQL on this machine, fsync off\n"
+        "rows/s: wall clock of the worker process (start-up included);"
+        " PostgreSQL on this machine, fsync off\n"
     )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

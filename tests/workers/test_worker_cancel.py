@@ -207,3 +207,36 @@ def test_sigterm_that_is_not_a_cancel_or_without_the_api_is_graceful(
     assert trigger_states(target_db)["customers_readonly"] == "A"
     assert "orders_customer_email_fkey" in foreign_keys(target_db)
     assert_no_half_batch(target_db, report)
+
+
+def test_a_restore_that_cannot_finish_within_the_grace_period_is_reported_as_left_disabled(
+    cluster, kube_api, namespace, target_db, run_worker, tmp_path
+):
+    core = client.CoreV1Api(kube_api)
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="short-grace"),
+        spec=client.V1PodSpec(
+            containers=[client.V1Container(name="worker", image="example.invalid/worker:1")],
+            termination_grace_period_seconds=3,
+        ),
+    )
+    core.create_namespaced_pod(namespace, pod)
+    run = start_masking(run_worker, target_db, tmp_path, cluster, namespace, "short-grace")
+    wait_until_masking(core, namespace, "short-grace", run)
+    annotate(core, namespace, "short-grace", "graceful")
+    # another session holds orders: re-creating its foreign key has to wait (lock timeout 10 s > grace)
+    with psycopg.connect(target_db) as blocker:
+        blocker.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+        signalled = time.monotonic()
+        run.popen.send_signal(signal.SIGTERM)
+        code = run.wait(timeout=30)
+        elapsed = time.monotonic() - signalled
+        blocker.rollback()
+    assert code == 143, run.log()
+    assert elapsed < 3.0, f"took {elapsed:.2f} s with a 3 s grace period"
+    report = run.report()
+    assert report["stopMode"] == "graceful" and "did not stop in time" in report["message"]
+    assert report["restored"] == [DISABLED[0]]  # the trigger came back
+    assert [e["object"] for e in report["leftDisabled"]] == [DISABLED[1]]  # the foreign key could not
+    assert trigger_states(target_db)["customers_readonly"] == "A"
+    assert "orders_customer_email_fkey" not in foreign_keys(target_db)

@@ -1,4 +1,4 @@
-"""Deterministic masking algorithms, keyed with HMAC-SHA256: the same key and input give the same output.
+"""Deterministic masking algorithms, keyed with BLAKE2b (a MAC): the same key and input give the same output.
 
 Each returns the masked value, or raises NonConforming when the value does not fit the algorithm's format
 (the worker then leaves it unchanged and counts it). NULL is never passed in: it stays NULL."""
@@ -6,7 +6,7 @@ Each returns the masked value, or raises NonConforming when the value does not f
 from __future__ import annotations
 
 import datetime as dt
-import hmac
+import hashlib
 import re
 import string
 
@@ -15,11 +15,21 @@ class NonConforming(ValueError):
     """A value the algorithm cannot mask without breaking its format."""
 
 
+def normalize_key(raw: bytes) -> bytes:
+    """A key BLAKE2b accepts (at most 64 bytes): longer keys are hashed down to 64 bytes."""
+    return raw if len(raw) <= 64 else hashlib.blake2b(raw, digest_size=64).digest()
+
+
 def _keyed_bytes(key: bytes, label: str, value: str, n: int) -> bytes:
-    """`n` keyed pseudo-random bytes for (label, value): HMAC-SHA256 in counter mode."""
+    """`n` keyed pseudo-random bytes for (label, value): keyed BLAKE2b (a MAC) in counter mode."""
     message = f"{label}\x00{value}".encode()
-    blocks = (n + 31) // 32
-    return b"".join(hmac.digest(key, i.to_bytes(4, "big") + message, "sha256") for i in range(blocks))
+    if n <= 64:
+        return hashlib.blake2b(message, key=key, digest_size=64).digest()
+    blocks = (n + 63) // 64
+    return b"".join(
+        hashlib.blake2b(i.to_bytes(4, "big") + message, key=key, digest_size=64).digest()
+        for i in range(blocks)
+    )
 
 
 _DIGITS = [chr(48 + b % 10) for b in range(256)]

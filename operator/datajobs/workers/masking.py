@@ -145,8 +145,8 @@ def prepare(conn: psycopg.Connection, rule: TableRule, key: bytes) -> PreparedTa
     select_next = select.format(
         cols=selected, t=target, where=sql.SQL("WHERE {} > %(after)s").format(key_col), k=key_col
     )
-    arrays = [sql.SQL("%s::{}[]").format(sql.SQL(table.columns[key_name].type_sql))]
-    arrays += [sql.SQL("%s::{}[]").format(sql.SQL(c.type_sql)) for _, c, _ in columns]
+    arrays = [sql.SQL("%b::{}[]").format(sql.SQL(table.columns[key_name].type_sql))]
+    arrays += [sql.SQL("%b::{}[]").format(sql.SQL(c.type_sql)) for _, c, _ in columns]
     aliases = [sql.Identifier(f"m{i}") for i in range(len(columns))]
     update = sql.SQL(
         "UPDATE {t} AS t SET {sets} FROM unnest({arrays}) AS v(k, {aliases}) WHERE t.{k} = v.k"
@@ -174,8 +174,9 @@ class MaskingWorker:
         progress: ProgressReporter,
     ) -> None:
         self.dsn = require(env, TARGET_DSN_ENV)
-        self.key = require(env, MASKING_KEY_ENV).encode()
-        if len(self.key) < 16:
+        raw_key = require(env, MASKING_KEY_ENV).encode()
+        self.key = algorithms.normalize_key(raw_key)
+        if len(raw_key) < 16:
             log.warning("%s is shorter than 16 bytes: masked values are easier to reverse", MASKING_KEY_ENV)
         self.rules = rules
         self.watcher = watcher
