@@ -34,7 +34,7 @@ class FakeApi:
 
     async def merge_patch(self, kind, namespace, name, body):
         if body["metadata"]["resourceVersion"] != self.current["metadata"]["resourceVersion"]:
-            raise Conflict("changed")
+            raise Conflict(409, "changed")
         self.patches.append(body)
         return self.current
 
