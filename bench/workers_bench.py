@@ -5,7 +5,7 @@ generate_series, runs each worker as a real process (as in a pod: the same comma
 and reports wall-clock rows/s (process start to exit, so interpreter start-up is included) and the
 worker's peak RSS (os.wait4), which shows memory stays bounded as the row count grows.
 
-    .venv/bin/python bench/workers_bench.py --rows 1000000 --json .datajobs/bench/workers.json
+    .venv/bin/python -m bench.workers_bench --rows 1000000     # JSON: bench/out/workers-1000000.json
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ ANALYZE customers;
 def create_database(admin_dsn: str, prefix: str) -> str:
     name = f"{prefix}_{secrets.token_hex(4)}"
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+        conn.execute(f'CREATE DATABASE "{name}"')
     return admin_dsn.rsplit("/", 1)[0] + "/" + name
 
 
@@ -94,7 +94,7 @@ def bench_integrity(admin_dsn: str, rows: int, batch: int, workdir: Path) -> dic
     source, destination = create_database(admin_dsn, "bench_src"), create_database(admin_dsn, "bench_dst")
     for dsn, schema in ((source, "public"), (destination, "acme")):
         with psycopg.connect(dsn) as conn:
-            conn.execute(ORDERS.format(schema=schema, rows=rows))  # type: ignore[arg-type]
+            conn.execute(ORDERS.format(schema=schema, rows=rows))
     with psycopg.connect(destination) as conn:  # 0.1 % of rows differ: realistic, and exercises every path
         conn.execute("UPDATE acme.orders SET amount = amount + 1 WHERE id % 1000 = 7")
     env = {
@@ -115,7 +115,7 @@ def bench_integrity(admin_dsn: str, rows: int, batch: int, workdir: Path) -> dic
 def bench_masking(admin_dsn: str, rows: int, batch: int, workdir: Path) -> dict[str, Any]:
     target = create_database(admin_dsn, "bench_mask")
     with psycopg.connect(target) as conn:
-        conn.execute(CUSTOMERS.format(rows=rows))  # type: ignore[arg-type]
+        conn.execute(CUSTOMERS.format(rows=rows))
     rules = workdir / "rules.yaml"
     rules.write_text(
         yaml.safe_dump(
@@ -157,7 +157,12 @@ def main() -> int:
         "--rows", type=int, default=20_000, help="rows per table (default 20000: a smoke run)"
     )
     parser.add_argument("--batch-size", type=int, default=5000, help="integrity fetch / masking batch size")
-    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="write the results here (default bench/out/workers-<rows>.json)",
+    )
     parser.add_argument("--dsn", default=None, help="use this PostgreSQL (admin DSN) instead of starting one")
     parser.add_argument("--only", choices=["integrity", "masking"], default=None)
     args = parser.parse_args()
@@ -197,7 +202,9 @@ def main() -> int:
         "rows/s: wall clock of the worker process (start-up included);"
         " PostgreSQL on this machine, fsync off\n"
     )
-    if args.json:
+    if args.json is None:
+        args.json = REPO_ROOT / "bench" / "out" / f"workers-{args.rows}.json"
+    if results:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         document = {
             "benchmark": "workers",
@@ -206,6 +213,7 @@ def main() -> int:
             "results": results,
         }
         args.json.write_text(json.dumps(document, indent=2) + "\n")
+        log.info("wrote %s", args.json)
     return 0
 
 

@@ -22,7 +22,15 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Install PostgreSQL (if missing) before any per-test timeout starts ticking."""
+    """Mark worker tests that need the control plane `integration`; install PostgreSQL (if missing) now,
+    before any per-test timeout starts ticking."""
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if (
+            "cluster" in getattr(item, "fixturenames", ())
+            and here in Path(str(item.fspath)).resolve().parents
+        ):
+            item.add_marker(pytest.mark.integration)
     if not any("postgres" in getattr(i, "fixturenames", ()) for i in items):
         return
     proc = subprocess.run(["bash", str(SCRIPT), "install"], capture_output=True, text=True, check=False)
