@@ -30,7 +30,10 @@ def _load(module_name: str) -> object | None:
         raise
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
+def build_parser(
+    argv: Sequence[str] = (),
+) -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
+    """Only the chosen subcommand's module is imported: a worker pod should not pay for kopf's import."""
     parser = argparse.ArgumentParser(prog="datajobs", description=__doc__)
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     parser.add_argument(
@@ -40,9 +43,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
         help="text for people, json (one object per line) for log pipelines",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    chosen = next((a for a in argv if a in SUBCOMMANDS), None)
     mains: dict[str, Callable[[argparse.Namespace], int]] = {}
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
+        if name != chosen:
+            continue
         module = _load(module_name)
         if module is None:
             mains[name] = _not_built(name)
@@ -61,7 +67,8 @@ def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser, mains = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, mains = build_parser(argv)
     args = parser.parse_args(argv)
     setup_logging(args.log_level, args.log_format)
     return mains[args.command](args)

@@ -52,7 +52,7 @@ def assert_reference_worker(pod: client.V1Pod, kind: str, secret: str) -> client
     assert pod.spec.service_account_name == SERVICE_ACCOUNT
     assert pod.spec.restart_policy == "Never"
     # and `datajobs worker <kind>` is the reference worker's entry point
-    parser, mains = build_parser()
+    parser, mains = build_parser(container.args)
     args = parser.parse_args(container.args)
     assert args.command == "worker" and args.kind == kind
     assert mains["worker"].__module__ == "datajobs.workers.main"

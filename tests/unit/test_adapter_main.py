@@ -12,7 +12,7 @@ from datajobs.cli import build_parser
 
 
 def run(argv: list[str], caplog: pytest.LogCaptureFixture) -> tuple[int, str]:
-    parser, mains = build_parser()
+    parser, mains = build_parser(["adapter", *argv])
     args = parser.parse_args(["adapter", *argv])
     with caplog.at_level(logging.ERROR):
         code = mains["adapter"](args)
