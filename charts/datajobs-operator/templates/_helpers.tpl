@@ -92,12 +92,6 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-api-key" (include "datajobs.fullname" .) -}}
 {{- end -}}
 
-{{/* The two job resources, for RBAC rules. */}}
-{{- define "datajobs.jobResources" -}}
-- integrityjobs
-- maskingexecutions
-{{- end -}}
-
 {{- define "datajobs.podSecurity" -}}
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
