@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import argparse
 import base64
 import hashlib
 import json
@@ -16,6 +17,7 @@ from chartkit import CHART, Helm, HelmError, find, helm, helm_offline, kinds, re
 from kubernetes import client
 
 from datajobs.adapter.keys import parse_keys
+from datajobs.cli import build_parser
 from helpers import wait_for
 
 NS = "datajobs-system"
@@ -210,6 +212,30 @@ def test_per_namespace_mode_grants_roles_only_in_the_watched_namespaces(helm_off
         and d["metadata"]["name"].endswith("worker")
         and d["metadata"]["namespace"] == NS
     ]
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser, mains = build_parser(argv)
+    args = parser.parse_args(argv)
+    assert args.command in mains
+    return args
+
+
+def test_rendered_container_args_are_what_the_cli_accepts(helm_offline: Helm) -> None:
+    """The Deployments' args parse with `datajobs`'s own parser into the intended settings."""
+    values = {"watchNamespaces": ["team-a"], "operator": {"maxRunningPerNamespace": 2}}
+    docs = helm_offline.template(values, namespace=NS, release="dj")
+    op = parse(container(find(docs, "Deployment", "dj-datajobs-operator"))["args"])
+    assert (op.command, op.log_format, op.state_namespace, op.namespace) == ("run", "json", NS, ["team-a"])
+    assert (op.max_running, op.max_running_per_namespace, op.workers) == (10, 2, 32)
+    assert (op.worker_service_account, op.metrics_port, op.liveness_port) == (
+        "dj-datajobs-operator-worker",
+        9090,
+        8081,
+    )
+    ad = parse(container(find(docs, "Deployment", "dj-datajobs-operator-adapter"))["args"])
+    assert (ad.command, ad.port, ad.namespace) == ("adapter", 8080, ["team-a"])
+    assert ad.api_keys_secret == f"{NS}/dj-datajobs-operator-adapter-keys"
 
 
 def test_adapter_can_be_disabled(helm_offline: Helm) -> None:
