@@ -98,10 +98,11 @@ class PodClock(Recorder):
 
 
 class JobClock(Recorder):
-    """Per custom resource name: the first time each value of status.status was seen."""
+    """Per job name: the first time each value of status.status was seen (custom resources; a batch/v1
+    Job has no status.status, its watch only keeps the peer's load generator the same as ours)."""
 
-    def __init__(self, api: Kapi, namespace: str, plural: str) -> None:
-        super().__init__(api, f"/apis/datajobs.io/v1alpha1/namespaces/{namespace}/{plural}")
+    def __init__(self, api: Kapi, collection: str) -> None:
+        super().__init__(api, collection)
         self.status: dict[str, dict[str, float]] = {}
         self.objects: dict[str, dict[str, Any]] = {}
 

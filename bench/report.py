@@ -162,14 +162,18 @@ def render(doc: dict[str, Any]) -> str:
         out += [
             "## Scale: the operator with L jobs present (all Running)",
             "",
-            "| jobs | idle RSS MB | idle CPU % | burst | burst jobs/s | CPU ms/job | wall ms/job "
+            f"A fresh operator process; with no jobs: RSS {scale['no_jobs']['rss_mb']:.0f} MB, "
+            f"CPU {scale['no_jobs']['cpu_percent']:.1f} %.",
+            "",
+            "| jobs | idle RSS MB | KiB/job | idle CPU % | burst | burst jobs/s | CPU ms/job | wall ms/job "
             "| burst peak RSS MB |",
-            "|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for lv in scale["levels"]:
             b = lv["burst"]
             out.append(
-                f"| {lv['jobs']} | {lv['idle']['rss_mb']:.0f} | {lv['idle']['cpu_percent']:.1f} | "
+                f"| {lv['jobs']} | {lv['idle']['rss_mb']:.0f} | {lv['kib_per_job']:.1f} | "
+                f"{lv['idle']['cpu_percent']:.1f} | "
                 f"{b['jobs']} | {b['jobs_per_s']:.1f} | {b['cpu_ms_per_job']:.1f} | "
                 f"{b['wall_ms_per_job']:.1f} | {b['rss_peak_mb']:.0f} |"
             )

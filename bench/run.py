@@ -26,7 +26,7 @@ from bench.cancel import cancel_ours, suspend_peer
 from bench.dispatch import dispatch, names
 from bench.kapi import Kapi
 from bench.metrics import Scraper, delta, summarise_apiserver, summarise_operator
-from bench.objects import IJ_PLURAL, batch_job, ij_collection, integrity_job, job_collection, pod_collection
+from bench.objects import batch_job, ij_collection, integrity_job, job_collection, pod_collection
 from bench.procstats import PhaseCpu, quiesce
 from bench.profile import Profiler
 from bench.recorder import JobClock, PodClock
@@ -123,7 +123,8 @@ class Runner:
         self.profile = profile
         self.results: dict[str, Any] = {"rounds": [], "phases": {}, "profiles": {}}
         self.pods = {ns: PodClock(api, ns) for ns in ALL_NAMESPACES}
-        self.jobs = {ns: JobClock(api, ns, IJ_PLURAL) for ns in (NS_OPERATOR, NS_ADAPTER)}
+        self.jobs = {ns: JobClock(api, ij_collection(ns)) for ns in (NS_OPERATOR, NS_ADAPTER)}
+        self.jobs[NS_PEER] = JobClock(api, job_collection(NS_PEER))
         self.scraper = Scraper(api, stack.operator_metrics_url)
 
     @contextlib.asynccontextmanager
@@ -180,6 +181,9 @@ class Runner:
             if "adapter" not in skip:
                 self.results["adapter"] = await self.adapter()
             if "scale" not in skip:
+                # A fresh operator: Python seldom returns memory, so RSS would show the earlier phases' peak.
+                self.stack.restart_operator()
+                self.scraper.operator_url = self.stack.operator_metrics_url
                 async with self.phase("scale"):
                     self.results["scale"] = await scale(
                         self.api, ij_collection(NS_SCALE), self.pods[NS_SCALE], self.stack.pids()["operator"],

@@ -42,6 +42,8 @@ async def scale(
 ) -> dict[str, Any]:
     present = 0
     rows: list[dict[str, Any]] = []
+    await quiesce(pid)
+    baseline = await idle(pid, idle_window)
     for level in levels:
         fill = level - burst - present
         if fill > 0:
@@ -85,7 +87,10 @@ async def scale(
             }
         )
     first, last = rows[0]["burst"], rows[-1]["burst"]
+    for row in rows:
+        row["kib_per_job"] = round((row["idle"]["rss_mb"] - baseline["rss_mb"]) * 1024 / row["jobs"], 1)
     return {
+        "no_jobs": baseline,
         "levels": rows,
         "per_job_cpu_ratio": ratio(last["cpu_ms_per_job"], first["cpu_ms_per_job"]),
         "per_job_wall_ratio": ratio(last["wall_ms_per_job"], first["wall_ms_per_job"]),

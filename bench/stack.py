@@ -90,6 +90,13 @@ class Stack:
         self.operator_metrics_url = f"http://127.0.0.1:{metrics}/metrics"
         self._wait(self.operator, lambda: _http_ok(f"http://127.0.0.1:{liveness}/healthz"), "operator live")
 
+    def restart_operator(self) -> None:
+        """A fresh operator process (e.g. so memory figures start from a clean heap)."""
+        if self.operator is not None:
+            stop_all([self.operator], timeout=15)
+            self._children.remove(self.operator)
+        self._start_operator()
+
     def _start_adapter(self) -> None:
         assert self.cluster is not None
         self.api_key = secrets.token_urlsafe(24)

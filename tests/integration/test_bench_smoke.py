@@ -92,6 +92,8 @@ def test_smoke_benchmark_reports_every_figure(tmp_path: Path) -> None:
         # idle CPU may round to 0, and CPU per job is net of idle use, but neither can be negative or missing
         assert lv["idle"]["cpu_percent"] >= 0 and "cpu_ms_per_job" in lv["burst"]
     _positive(scale, "per_job_wall_ratio")
+    _positive(scale, "no_jobs.rss_mb")
+    assert all("kib_per_job" in lv for lv in scale["levels"])
 
     phases = doc["phases"]
     assert {"dispatch-peer-30", "dispatch-operator-30", "scale"} <= set(phases)
