@@ -176,3 +176,34 @@ def test_execution_ids_are_unique_and_increasing(run_operator, jobs):
         jobs.wait_status("MaskingExecution", f"mex-{i}", "QUEUED", "RUNNING")["executionId"] for i in range(5)
     ]
     assert len(set(ids)) == 5 and all(i >= 1 for i in ids)
+
+
+def test_a_refused_worker_pod_is_visible_and_retried_until_it_fits(run_operator, jobs):
+    jobs.core.create_namespaced_resource_quota(
+        jobs.ns, {"metadata": {"name": "one-pod"}, "spec": {"hard": {"pods": "1"}}}
+    )
+    wait_for(
+        lambda: (jobs.core.read_namespaced_resource_quota("one-pod", jobs.ns).status.hard or {}).get("pods"),
+        timeout=30,
+        message="quota never initialised by the controller manager",
+    )
+    run_operator()
+    jobs.create("IntegrityJob", "first", SPECS["IntegrityJob"]())
+    jobs.wait_pod_running("first")
+    jobs.create("IntegrityJob", "second", SPECS["IntegrityJob"]())
+    status = wait_for(
+        lambda: (
+            (c := condition(jobs.status("IntegrityJob", "second"), "WorkerPod"))
+            and c["reason"] == "CreateRefused"
+            and c
+        ),
+        timeout=30,
+        message="the refusal never showed on the job",
+    )
+    assert "exceeded quota" in status["message"]
+    wait_for(
+        lambda: "WorkerPodRefused" in jobs.event_reasons("second"), timeout=10, message="no Warning event"
+    )
+    jobs.finish_pod("first", 0)  # a finished pod no longer counts against the quota
+    jobs.wait_pod_running("second", timeout=60)
+    assert condition(jobs.status("IntegrityJob", "second"), "WorkerPod")["status"] == "True"

@@ -328,3 +328,30 @@ def test_decisions_are_idempotent(kind):
     pod = PodFacts("job-worker", "Running")
     once = decide(facts(kind, status=status, pod=pod))
     assert once.status is None and once.actions == []
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_worker_pod_condition_says_the_pod_is_gone_after_cancel(kind):
+    cancelling = decide(
+        facts(kind, status=running(kind), pod=PodFacts("job-worker", "Running"), cancel={}, generation=2)
+    ).status
+    final = decide(facts(kind, status=cancelling, pod=None, cancel={}, generation=2)).status
+    assert final["status"] == "CANCELLED"
+    assert get_condition(final, WORKER_POD)["reason"] == "Deleted"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_refused_worker_pod_is_visible_once_and_retried(kind):
+    from datajobs.core.lifecycle import worker_refused
+
+    status = running(kind, observed=False)
+    refused = worker_refused(facts(kind, status=status), "exceeded quota: pods=10")
+    cond = get_condition(refused.status, WORKER_POD)
+    assert (cond["status"], cond["reason"]) == ("False", "CreateRefused") and "exceeded quota" in cond[
+        "message"
+    ]
+    assert [a.reason for a in refused.actions] == ["WorkerPodRefused"]
+    again = worker_refused(facts(kind, status=refused.status), "exceeded quota: pods=10")
+    assert again.status is None and again.actions == []
+    # and the next reconcile tries to create the pod again
+    assert decide(facts(kind, status=refused.status, pod=None)).actions == [CreatePod()]

@@ -16,7 +16,7 @@ from datajobs.controller import metrics
 from datajobs.controller.config import OperatorConfig
 from datajobs.controller.counter import ExecutionIds
 from datajobs.controller.faults import crash_point
-from datajobs.controller.kubeio import Conflict, Gone, KubeIO
+from datajobs.controller.kubeio import Conflict, Gone, KubeIO, api_message
 from datajobs.controller.store import Store
 from datajobs.controller.workqueue import WorkQueue
 from datajobs.core.lifecycle import (
@@ -27,6 +27,7 @@ from datajobs.core.lifecycle import (
     JobFacts,
     PodFacts,
     decide,
+    worker_refused,
     worker_rejected,
 )
 from datajobs.core.observe import pod_facts, queue_slot, sort_key
@@ -202,6 +203,14 @@ class Engine:
             elif isinstance(action, Emit):
                 self._emit(body, action)
 
+    async def _apply(self, kind: str, body: dict[str, Any], decision: Decision) -> None:
+        """Write a status-only decision and post its Events (no pod actions)."""
+        written = await self._write(kind, body, decision)
+        if written is not None:
+            for action in decision.actions:
+                if isinstance(action, Emit):
+                    self._emit(written, action)
+
     def _pod_facts(self, uid: str) -> PodFacts | None:
         pod = self.store.pods.get(uid)
         facts = pod_facts(pod)
@@ -265,20 +274,16 @@ class Engine:
             # The watch event comes later; until then a cancel must not take "no pod seen" for "pod gone".
             self.store.put_pod(created)
         except ApiException as exc:
+            if exc.status == 403:  # a quota or an admission policy: visible on the job, then retried
+                await self._apply(kind, body, worker_refused(_facts_of(kind, body, facts), api_message(exc)))
+                raise
             if exc.status not in (400, 422):
-                raise  # forbidden by a quota, the API server busy, …: worth retrying
-            reason = f"HTTP {exc.status}: {exc.body!s:.500}"
+                raise  # the API server busy, …: worth retrying
+            reason = f"HTTP {exc.status}: {api_message(exc)}"
             log.warning(
                 "worker pod of %s/%s rejected: %s", facts.meta["namespace"], facts.meta["name"], reason
             )
-            failed = worker_rejected(
-                JobFacts(kind, body["metadata"], facts.spec, body.get("status"), None, False, now_rfc3339()),
-                reason,
-            )
-            written = await self._write(kind, body, failed)
-            for action in failed.actions:
-                if isinstance(action, Emit) and written is not None:
-                    self._emit(written, action)
+            await self._apply(kind, body, worker_rejected(_facts_of(kind, body, facts), reason))
             return
         started = self._first_seen.get(body["metadata"]["uid"])
         if started is not None:
@@ -339,3 +344,7 @@ class Engine:
             value = (body.get("status") or {}).get("status") or "PENDING"
             result[kind][value] = result[kind].get(value, 0) + 1
         return result
+
+
+def _facts_of(kind: str, body: dict[str, Any], facts: JobFacts) -> JobFacts:
+    return JobFacts(kind, body["metadata"], facts.spec, body.get("status"), None, False, now_rfc3339())

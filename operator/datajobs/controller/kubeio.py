@@ -58,9 +58,9 @@ class KubeIO:
             )
         except ApiException as exc:
             if exc.status == 409:
-                raise Conflict(_reason(exc)) from exc
+                raise Conflict(api_message(exc)) from exc
             if exc.status == 404:
-                raise Gone(_reason(exc)) from exc
+                raise Gone(api_message(exc)) from exc
             raise
         return json.loads(response.data) if response.data else {}
 
@@ -156,7 +156,8 @@ class KubeIO:
         )
 
 
-def _reason(exc: ApiException) -> str:
+def api_message(exc: ApiException) -> str:
+    """The Status message the API server sent with an error, else the HTTP reason."""
     try:
         return str(json.loads(exc.body or b"").get("message", exc.reason))
     except (TypeError, ValueError):

@@ -156,6 +156,7 @@ def decide(facts: JobFacts) -> Decision:
         _remember_pod_report(shape, status, facts.pod)
         if facts.pod is None:
             set_condition(status, CANCELLING, False, "WorkerGone", "the worker pod is gone", generation, now)
+            _worker_gone(status, generation, now)
             _finish(
                 shape,
                 status,
@@ -198,6 +199,7 @@ def _running(
     worker = get_condition(status, WORKER_POD)
     if pod is None:
         if worker is not None and worker["status"] == "True":
+            _worker_gone(status, generation, now)
             _finish(
                 shape,
                 status,
@@ -320,3 +322,22 @@ def worker_rejected(facts: JobFacts, reason: str) -> Decision:
         actions,
     )
     return Decision(status=status, actions=actions)
+
+
+def _worker_gone(status: dict[str, Any], generation: int, now: str) -> None:
+    if get_condition(status, WORKER_POD) is not None:
+        set_condition(
+            status, WORKER_POD, False, "Deleted", "the worker pod no longer exists", generation, now
+        )
+
+
+def worker_refused(facts: JobFacts, reason: str) -> Decision:
+    """The API server refused the worker pod for now (403: a quota, an admission policy): say so on the job
+    and keep retrying; written once per distinct reason."""
+    status = copy.deepcopy(facts.status or {})
+    generation = int(facts.meta.get("generation") or 1)
+    message = f"the API server refused the worker pod (will retry): {reason}"[:32768]
+    set_condition(status, WORKER_POD, False, "CreateRefused", message, generation, facts.now)
+    if status == facts.status:
+        return Decision(status=None)
+    return Decision(status=status, actions=[Emit("WorkerPodRefused", message, warning=True)])
