@@ -129,3 +129,15 @@ def cancel_requested_field() -> Any:
             "and graceful. Once the job is CANCELLED it can be neither removed nor changed."
         ),
     )
+
+
+def connection_secret_field() -> Any:
+    return Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        description=(
+            "Name of a Secret in the job's namespace with the worker's connection details; its keys become "
+            "environment variables of the worker container (see docs/worker-protocol.md)."
+        ),
+    )

@@ -12,6 +12,7 @@ from datajobs.models.common import (
     Condition,
     cancel_requested_field,
     conditions_field,
+    connection_secret_field,
     observed_generation_field,
     pod_template_field,
 )
@@ -39,15 +40,7 @@ class IntegrityJobSpec(CamelModel):
     sampling_rate: float | None = Field(
         default=None, gt=0, le=1, description="The rate at which data is sampled (0 < rate <= 1)."
     )
-    connection_secret_name: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=253,
-        description=(
-            "Name of a Secret in the job's namespace with the worker's connection details; its keys become "
-            "environment variables of the worker container (see docs/worker-protocol.md)."
-        ),
-    )
+    connection_secret_name: str | None = connection_secret_field()
     template: dict[str, Any] | None = pod_template_field()
     cancel_requested: CancelRequest | None = cancel_requested_field()
 

@@ -15,6 +15,7 @@ from datajobs.models.common import (
     JobStatus,
     cancel_requested_field,
     conditions_field,
+    connection_secret_field,
     observed_generation_field,
     pod_template_field,
 )
@@ -50,15 +51,7 @@ class MaskingExecutionSpec(CamelModel):
     target_connector_id: int | None = Field(
         default=None, ge=1, description="The ID of the target connector (multi-tenant jobs)."
     )
-    connection_secret_name: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=253,
-        description=(
-            "Name of a Secret in the job's namespace with the worker's connection details; its keys become "
-            "environment variables of the worker container (see docs/worker-protocol.md)."
-        ),
-    )
+    connection_secret_name: str | None = connection_secret_field()
     masking_rules_config_map: str | None = Field(
         default=None,
         min_length=1,
