@@ -47,11 +47,12 @@ class Settings:
     scale_levels: tuple[int, ...]
     burst: int
     idle_window: float
+    settle_s: float = 60.0  # at most this long waiting for the operator to go quiet between phases
     concurrency: int = 32  # concurrent creators
 
 
 PRESETS = {
-    "smoke": Settings((30,), 10, 20.0, 24, (1, 16, 64), (30, 60), 15, 2.0),
+    "smoke": Settings((30,), 10, 20.0, 24, (1, 16, 64), (30, 60), 15, 2.0, settle_s=10.0),
     "medium": Settings((500,), 200, 10.0, 200, (1, 16, 64), (500, 1000), 200, 5.0),
     "full": Settings((1000, 5000), 200, 10.0, 300, (1, 16, 64), (1000, 5000, 10000), 500, 10.0),
 }
@@ -159,8 +160,8 @@ class Runner:
     async def settle(self) -> None:
         """Let the previous phase's aftermath die down (operator and API server nearly idle)."""
         pids = self.stack.pids()
-        await quiesce(pids["operator"], below_percent=5, within=60)
-        await quiesce(pids["kube-apiserver"], below_percent=30, within=30)
+        await quiesce(pids["operator"], below_percent=5, within=self.s.settle_s)
+        await quiesce(pids["kube-apiserver"], below_percent=30, within=self.s.settle_s / 2)
 
     async def cleanup(self, namespace: str, collection: str) -> None:
         await self.api.delete_collection(collection)
@@ -188,7 +189,7 @@ class Runner:
                     self.results["scale"] = await scale(
                         self.api, ij_collection(NS_SCALE), self.pods[NS_SCALE], self.stack.pids()["operator"],
                         list(self.s.scale_levels), self.s.burst, self.s.idle_window, self.s.concurrency,
-                        timeout_per_job=0.5,
+                        timeout_per_job=0.5, settle=self.s.settle_s,
                     )  # fmt: skip
         finally:
             for clock in [*self.pods.values(), *self.jobs.values()]:

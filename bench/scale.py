@@ -39,10 +39,11 @@ async def scale(
     idle_window: float,
     concurrency: int,
     timeout_per_job: float,
+    settle: float = 60.0,
 ) -> dict[str, Any]:
     present = 0
     rows: list[dict[str, Any]] = []
-    await quiesce(pid)
+    await quiesce(pid, within=settle)
     baseline = await idle(pid, idle_window)
     for level in levels:
         fill = level - burst - present
@@ -52,7 +53,7 @@ async def scale(
             await create_all(api, collection, [integrity_job(n) for n in batch], concurrency)
             await wait_all(batch, pods.running.__contains__, "Running", 120 + fill * timeout_per_job)
             present += fill
-        await quiesce(pid)
+        await quiesce(pid, within=settle)
         before = await idle(pid, idle_window)
 
         log.info("scale: burst of %d jobs on top of %d", burst, present)
@@ -63,7 +64,7 @@ async def scale(
             await wait_all(batch, pods.running.__contains__, "Running", 120 + burst * timeout_per_job)
             wall = max(pods.running[n] for n in batch) - t0
             cpu_running = cpu_seconds(pid) - cpu0
-            await quiesce(pid)
+            await quiesce(pid, within=settle)
         settled = time.monotonic() - t0
         # Everything the burst cost the operator until it went quiet, minus what it burns idle anyway.
         cpu_total = cpu_seconds(pid) - cpu0 - before["cpu_percent"] / 100 * settled
