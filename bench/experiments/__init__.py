@@ -1,0 +1,1 @@
+"""Operator variants for `python -m bench.run --operator-wrapper bench/experiments/<file>.py`."""
