@@ -26,6 +26,7 @@ def test_cancel_of_a_queued_job_is_immediate_and_no_pod_is_ever_created(kind, ex
     block_the_queue(kind, jobs)
     jobs.create(kind, "waiting", SPECS[kind]())
     jobs.wait_status(kind, "waiting", "QUEUED")
+    wait_for(lambda: "Queued" in jobs.event_reasons("waiting"), timeout=10, message="no Queued event")
     request = {"expectedStatus": expected} if expected else {}
     jobs.cancel(kind, "waiting", **request)
     final = jobs.wait_status(kind, "waiting", "CANCELLED")

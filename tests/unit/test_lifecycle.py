@@ -355,3 +355,10 @@ def test_refused_worker_pod_is_visible_once_and_retried(kind):
     assert again.status is None and again.actions == []
     # and the next reconcile tries to create the pod again
     assert decide(facts(kind, status=refused.status, pod=None)).actions == [CreatePod()]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_job_dispatched_at_once_gets_no_queued_event(kind):
+    decision = decide(facts(kind, status=None, may_dispatch=True))
+    reasons = [a.reason for a in decision.actions if isinstance(a, Emit)]
+    assert decision.status["status"] == "RUNNING" and reasons == ["Dispatched"]

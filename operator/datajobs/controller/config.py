@@ -15,7 +15,7 @@ class OperatorConfig:
     worker_image: str = "datajobs-operator:0.1.0"
     worker_service_account: str | None = None
     state_namespace: str = "datajobs-system"  # where the executionId counter ConfigMap lives
-    reconcile_workers: int = 32
+    reconcile_workers: int = 8
     resync_seconds: float = 300.0
     metrics_port: int | None = 9090
     liveness_port: int | None = 8081

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 from typing import Any
 
@@ -21,6 +20,28 @@ from datajobs.models.kinds import GROUP, INTEGRITY_JOB, MASKING_EXECUTION, VERSI
 _engine: Engine | None = None  # for the metrics collector, which runs outside kopf's handler context
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """kopf's change detection serves on.update/on.field handlers; ours are all on.event, so building a deep
+    copy of every object on every event (12 % of the operator's CPU in a profile) buys nothing."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
+def _own_copy(body: kopf.Body) -> dict[str, Any]:
+    # The engine only ever changes an object's top level and its metadata (dropping managedFields); the
+    # nested raw dicts kopf hands out are replaced, never mutated, per event, so they can be shared.
+    raw = dict(body)
+    raw["metadata"] = dict(raw.get("metadata") or {})
+    return raw
+
+
 @kopf.on.login()
 def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
     """An explicit --kubeconfig wins; otherwise the pod's ServiceAccount; otherwise $KUBECONFIG."""
@@ -36,9 +57,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     config: OperatorConfig = memo.config
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.level = logging.WARNING  # our engine posts the lifecycle Events itself
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # one "handler succeeded" line per event
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # liveness probes
@@ -78,17 +97,17 @@ async def engine_probe(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
 
 @kopf.on.event(GROUP, VERSION, INTEGRITY_JOB.plural)
 async def integrity_job_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo.engine.job_event(INTEGRITY_JOB.kind, type, copy.deepcopy(dict(body)))
+    memo.engine.job_event(INTEGRITY_JOB.kind, type, _own_copy(body))
 
 
 @kopf.on.event(GROUP, VERSION, MASKING_EXECUTION.plural)
 async def masking_execution_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo.engine.job_event(MASKING_EXECUTION.kind, type, copy.deepcopy(dict(body)))
+    memo.engine.job_event(MASKING_EXECUTION.kind, type, _own_copy(body))
 
 
 @kopf.on.event("", "v1", "pods", labels={LABEL_MANAGED_BY: MANAGED_BY})
 async def worker_pod_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo.engine.pod_event(type, copy.deepcopy(dict(body)))
+    memo.engine.pod_event(type, _own_copy(body))
 
 
 metrics.register_engine(lambda: _engine)

@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers",
         type=int,
-        default=int(_env("RECONCILE_WORKERS", "32") or 32),
+        default=int(_env("RECONCILE_WORKERS", "8") or 8),
         help="concurrent reconciles",
     )
     parser.add_argument(

@@ -19,10 +19,34 @@ def resource_version(body: dict[str, Any]) -> int:
 MAX_TOMBSTONES = 50_000
 
 
-def _slim(body: dict[str, Any]) -> dict[str, Any]:
-    """Drop what decisions never read (managedFields is often most of an object's bytes)."""
-    body.get("metadata", {}).pop("managedFields", None)
+JOB_METADATA = ("name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp")
+POD_METADATA = ("name", "namespace", "uid", "resourceVersion", "labels", "annotations", "deletionTimestamp")
+
+
+def _slim_job(body: dict[str, Any]) -> dict[str, Any]:
+    """Keep what decisions and pod builds read; labels, annotations, managedFields are most of the bytes."""
+    meta = body.get("metadata") or {}
+    body["metadata"] = {k: meta[k] for k in JOB_METADATA if k in meta}
     return body
+
+
+def _slim_pod(body: dict[str, Any]) -> dict[str, Any]:
+    """A worker pod reduced to what PodFacts reads (a pod's spec, with its env, is several KiB)."""
+    meta, spec, status = body.get("metadata") or {}, body.get("spec") or {}, body.get("status") or {}
+    return {
+        "metadata": {k: meta[k] for k in POD_METADATA if k in meta},
+        "spec": {
+            "containers": [{"name": c.get("name")} for c in spec.get("containers") or []],
+            "terminationGracePeriodSeconds": spec.get("terminationGracePeriodSeconds"),
+        },
+        "status": {
+            "phase": status.get("phase"),
+            "containerStatuses": [
+                {"name": c.get("name"), "state": c.get("state")}
+                for c in status.get("containerStatuses") or []
+            ],
+        },
+    }
 
 
 class Store:
@@ -41,7 +65,7 @@ class Store:
         current = self.jobs.get(uid)
         if current is not None and resource_version(current[1]) >= rv:
             return False
-        self.jobs[uid] = (kind, _slim(body))
+        self.jobs[uid] = (kind, _slim_job(body))
         return True
 
     def drop_job(self, body: dict[str, Any]) -> None:
@@ -63,7 +87,7 @@ class Store:
             or current["metadata"]["uid"] != meta["uid"]
             or (resource_version(current) < resource_version(body))
         ):
-            self.pods[job_uid] = _slim(body)
+            self.pods[job_uid] = _slim_pod(body)
         return job_uid
 
     def drop_pod(self, body: dict[str, Any]) -> str | None:

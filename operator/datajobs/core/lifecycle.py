@@ -174,6 +174,8 @@ def decide(facts: JobFacts) -> Decision:
     elif current is JobStatus.QUEUED and facts.may_dispatch:  # any cancel left here was rejected
         _dispatch(shape, status, generation, now, actions)
 
+    if not old.get("status") and any(isinstance(a, CreatePod) for a in actions):
+        actions = [a for a in actions if not (isinstance(a, Emit) and a.reason == "Queued")]  # never waited
     return Decision(status=None if status == old else status, actions=actions)
 
 

@@ -52,17 +52,19 @@ class DispatchQueue:
         granted: list[str] = []
         if free <= 0:
             return granted
-        for _, uid in self._order:
-            if uid in self._granted:
-                continue
+        kept: list[tuple[SortKey, str]] = []
+        for index, (key, uid) in enumerate(self._order):
+            if len(granted) == free:
+                kept.extend(self._order[index:])
+                break
             _, namespace = self._queued[uid]
             if self.namespace_limit is not None and self._per_namespace[namespace] >= self.namespace_limit:
+                kept.append((key, uid))
                 continue
             self._granted.add(uid)
             self._hold(uid, namespace)
             granted.append(uid)
-            if len(granted) == free:
-                break
+        self._order = kept  # granted jobs leave the order, so a burst is not walked again on every event
         return granted
 
     def is_granted(self, uid: str) -> bool:
@@ -70,7 +72,10 @@ class DispatchQueue:
 
     def release(self, uid: str) -> None:
         """Give back a job's slot (it finished, was deleted, or its dispatch did not happen)."""
-        self._granted.discard(uid)
+        if uid in self._granted:
+            self._granted.discard(uid)
+            if uid in self._queued:  # still waiting: back to its place in the order
+                bisect.insort(self._order, (self._queued[uid][0], uid))
         namespace = self._holding.pop(uid, None)
         if namespace is not None:
             self._per_namespace[namespace] -= 1
@@ -90,7 +95,7 @@ class DispatchQueue:
 
     def _unqueue(self, uid: str) -> None:
         entry = self._queued.pop(uid, None)
-        if entry is not None:
+        if entry is not None and uid not in self._granted:
             index = bisect.bisect_left(self._order, (entry[0], uid))
             if index < len(self._order) and self._order[index][1] == uid:
                 del self._order[index]

@@ -36,4 +36,9 @@ async def new_api_client(
     """A new ApiClient (close it with `await api.close()` or use it as an async context manager)."""
     configuration = await load_configuration(kubeconfig, context)
     configuration.connection_pool_maxsize = max_connections
-    return client.ApiClient(configuration)
+    api = client.ApiClient(configuration)
+    # kubernetes_asyncio opens its session with trust_env=True, which makes aiohttp look up proxies and
+    # ~/.netrc in a thread on every request (14-18 % of the operator's CPU in a profile). The API server's
+    # address comes from the kubeconfig or the pod's environment, never from proxy variables.
+    api.rest_client.pool_manager._trust_env = False
+    return api
