@@ -36,8 +36,8 @@ test-unit: $(STAMP)  ## unit tests only (no cluster)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff, mypy, import-linter, hadolint (Dockerfile), helm lint (the chart)
-	$(VENV)/bin/ruff check operator tests bench
-	$(VENV)/bin/ruff format --check operator tests bench
+	$(VENV)/bin/ruff check --no-cache operator tests bench
+	$(VENV)/bin/ruff format --no-cache --check operator tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/hadolint Dockerfile

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import wait_for
 from kubernetes import client
 from test_adapter_contract import Player, delphix, http, player, wait_visible  # noqa: F401 (fixtures)
 
 from datajobs.adapter.keys import hash_key
+from helpers import wait_for
 
 KEY_A, KEY_B = "cli-test-key-a-0001", "cli-test-key-b-0002"
 

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import wait_for
 from jsonschema import Draft202012Validator
 from kubernetes import client
 
 from datajobs.adapter.keys import hash_key
 from datajobs.adapter.openapi import build_openapi
 from datajobs.adapter.server import AdapterConfig, ThreadedAdapter
+from helpers import wait_for
 
 GROUP, VERSION = "datajobs.io", "v1alpha1"
 IJ, MEX = "integrityjobs", "maskingexecutions"

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
-from helpers import wait_for
 from kubernetes import client, watch
 from test_adapter_contract import (  # noqa: F401 (fixtures)
     ADMIN_KEY,
@@ -30,6 +29,7 @@ from test_adapter_contract import (  # noqa: F401 (fixtures)
 )
 
 from datajobs.adapter.server import ThreadedAdapter
+from helpers import wait_for
 
 
 def once(action: Callable[[dict[str, Any]], None]) -> tuple[Callable[[dict[str, Any]], Any], list[str]]:
