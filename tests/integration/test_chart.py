@@ -227,7 +227,7 @@ def test_rendered_container_args_are_what_the_cli_accepts(helm_offline: Helm) ->
     docs = helm_offline.template(values, namespace=NS, release="dj")
     op = parse(container(find(docs, "Deployment", "dj-datajobs-operator"))["args"])
     assert (op.command, op.log_format, op.state_namespace, op.namespace) == ("run", "json", NS, ["team-a"])
-    assert (op.max_running, op.max_running_per_namespace, op.workers) == (10, 2, 32)
+    assert (op.max_running, op.max_running_per_namespace, op.workers) == (10, 2, 8)
     assert (op.worker_service_account, op.metrics_port, op.liveness_port) == (
         "dj-datajobs-operator-worker",
         9090,
