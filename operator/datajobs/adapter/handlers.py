@@ -52,7 +52,8 @@ class Handlers:
 
     # Prequel Data Export API
 
-    async def prequel_cancel(self, request: web.Request) -> web.Response:
+    async def _prequel_job(self, request: web.Request) -> tuple[ApiKey, str, str, dict[str, Any]]:
+        """Authenticate, check the (parameterless) request, and find the job the path names."""
         key = self._authenticate(request, PREQUEL)
         params.parse_query(request.query, {})
         destination_id, job_id = request.match_info["destination_id"], request.match_info["job_id"]
@@ -60,6 +61,10 @@ class Handlers:
         obj = self._find(
             INTEGRITY_JOB, (destination_id, job_id), key, _prequel_missing(destination_id, job_id)
         )
+        return key, destination_id, job_id, obj
+
+    async def prequel_cancel(self, request: web.Request) -> web.Response:
+        key, destination_id, job_id, obj = await self._prequel_job(request)
         outcome = await self._cancel(
             INTEGRITY_JOB, obj, (destination_id, job_id), CancelParams(), f"data integrity job {job_id}", key
         )
@@ -67,13 +72,7 @@ class Handlers:
         return _prequel_success(outcome.obj, message)
 
     async def prequel_get(self, request: web.Request) -> web.Response:
-        key = self._authenticate(request, PREQUEL)
-        params.parse_query(request.query, {})
-        destination_id, job_id = request.match_info["destination_id"], request.match_info["job_id"]
-        await params.read_no_body(request, self.s.max_body_bytes)
-        obj = self._find(
-            INTEGRITY_JOB, (destination_id, job_id), key, _prequel_missing(destination_id, job_id)
-        )
+        _, _, _, obj = await self._prequel_job(request)
         return _prequel_success(obj, "data integrity job found")
 
     # Delphix Masking Engine API
