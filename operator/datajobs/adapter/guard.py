@@ -7,10 +7,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from datajobs.core.conditions import CANCEL_REQUEST, CANCELLING
 from datajobs.models import TERMINAL_STATUSES
-
-CANCEL_REQUEST_CONDITION = "CancelRequest"
-CANCELLING_CONDITION = "Cancelling"
 
 
 @dataclass(frozen=True)
@@ -92,10 +90,10 @@ def _in_progress(requested: Any, status: dict[str, Any], generation: Any, params
     if not isinstance(requested, dict):
         return False
     conditions = {c.get("type"): c for c in (status.get("conditions") or []) if isinstance(c, dict)}
-    cancelling = conditions.get(CANCELLING_CONDITION) or {}
+    cancelling = conditions.get(CANCELLING) or {}
     if cancelling.get("status") == "True":
         return True
-    verdict = conditions.get(CANCEL_REQUEST_CONDITION)
+    verdict = conditions.get(CANCEL_REQUEST)
     evaluated = verdict is not None and verdict.get("observedGeneration") == generation
     if evaluated:
         return bool(verdict and verdict.get("status") == "True")
