@@ -37,6 +37,7 @@ from datajobs.core.workerpod import LABEL_MANAGED_BY, MANAGED_BY, WorkerDefaults
 from datajobs.models.kinds import KINDS, MASKING_EXECUTION
 
 log = logging.getLogger("datajobs.operator")
+GONE_CHECK_MARGIN_SECONDS = 5.0
 
 
 def now_rfc3339() -> str:
@@ -63,7 +64,8 @@ class Engine:
         self._events = asyncio.Semaphore(16)
         self._first_seen: dict[str, float] = {}
         self._cancel_seen: dict[str, tuple[int, float]] = {}
-        self._stop_requested: set[str] = set()  # pod uids we asked to delete (until their event shows it)
+        # pod uid -> when its deletion should be over (monotonic): ours to delete, until its event shows it
+        self._stop_requested: dict[str, float] = {}
         self.synced = False
         self._instance = socket.gethostname()
 
@@ -115,7 +117,7 @@ class Engine:
 
     def pod_event(self, event_type: str | None, body: dict[str, Any]) -> None:
         if event_type == "DELETED":
-            self._stop_requested.discard(body["metadata"]["uid"])
+            self._stop_requested.pop(body["metadata"]["uid"], None)
         job_uid = self.store.drop_pod(body) if event_type == "DELETED" else self.store.put_pod(body)
         if job_uid and job_uid in self.store.jobs:
             self.work.add(job_uid)
@@ -182,6 +184,8 @@ class Engine:
             now=now_rfc3339(),
             execution_id=execution_id,
         )
+        if facts.pod is not None and facts.pod.deleting and await self._pod_outlived_its_deletion(uid):
+            return  # it is gone: reconcile again on the corrected view
         self._note_cancel(facts)
         decision = decide(facts)
         written = await self._write(kind, body, decision)
@@ -198,7 +202,8 @@ class Engine:
                 await self.io.stop_pod(meta["namespace"], action.name, mode, action.grace_seconds)
                 pod = self.store.pods.get(uid)
                 if pod is not None:
-                    self._stop_requested.add(pod["metadata"]["uid"])
+                    self._stop_requested[pod["metadata"]["uid"]] = time.monotonic() + action.grace_seconds
+                self.work.add_after(uid, action.grace_seconds + GONE_CHECK_MARGIN_SECONDS)
                 self._observe_cancel_latency(kind, uid, "delete_requested")
             elif isinstance(action, Emit):
                 self._emit(body, action)
@@ -210,6 +215,26 @@ class Engine:
             for action in decision.actions:
                 if isinstance(action, Emit):
                     self._emit(written, action)
+
+    async def _pod_outlived_its_deletion(self, uid: str) -> bool:
+        """A pod deleted between our start-up listing and kopf's watch start has no DELETED event to come.
+        Once a pod we stopped is past its grace period, ask the API server; drop it if it is gone."""
+        pod = self.store.pods[uid]
+        deadline = self._stop_requested.get(pod["metadata"]["uid"])
+        if deadline is None:
+            return False
+        overdue = time.monotonic() - deadline - GONE_CHECK_MARGIN_SECONDS
+        if overdue < 0:
+            self.work.add_after(uid, -overdue)
+            return False
+        try:
+            await self.io.get_pod(pod["metadata"]["namespace"], pod["metadata"]["name"])
+        except Gone:
+            self.pod_event("DELETED", pod)
+            self.work.add(uid)
+            return True
+        self.work.add_after(uid, GONE_CHECK_MARGIN_SECONDS)  # still terminating (e.g. finalizers): look again
+        return False
 
     def _pod_facts(self, uid: str) -> PodFacts | None:
         pod = self.store.pods.get(uid)
