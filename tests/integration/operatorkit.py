@@ -143,6 +143,14 @@ class Jobs:
             message=f"{kind} {name} never reached {values}",
         )
 
+    def wait_cancel_evaluated(self, kind: str, name: str, timeout: float = 15) -> dict[str, Any]:
+        """The job's status once the operator has written its CancelRequest verdict."""
+        return wait_for(
+            lambda: condition(s := self.status(kind, name), "CancelRequest") and s,
+            timeout=timeout,
+            message=f"cancel of {kind} {name} never evaluated",
+        )
+
     def pod(self, job_name: str) -> client.V1Pod | None:
         try:
             return self.core.read_namespaced_pod(f"{job_name}-worker", self.ns)

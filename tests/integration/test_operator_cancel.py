@@ -106,11 +106,7 @@ def test_expected_queued_never_stops_a_running_job(kind, run_operator, jobs):
     jobs.create(kind, "moved-on", SPECS[kind]())
     pod = jobs.wait_pod_running("moved-on")
     jobs.cancel(kind, "moved-on", expectedStatus="QUEUED")
-    status = wait_for(
-        lambda: condition(s := jobs.status(kind, "moved-on"), "CancelRequest") and s,
-        timeout=15,
-        message="cancel never evaluated",
-    )
+    status = jobs.wait_cancel_evaluated(kind, "moved-on")
     cond = condition(status, "CancelRequest")
     assert (cond["status"], cond["reason"]) == ("False", "ExpectedStatusMismatch")
     assert "expectedStatus is QUEUED but the job is RUNNING" in cond["message"]
@@ -132,11 +128,7 @@ def test_expected_running_never_stops_a_queued_job(kind, run_operator, jobs):
     jobs.create(kind, "patient", SPECS[kind]())
     jobs.wait_status(kind, "patient", "QUEUED")
     jobs.cancel(kind, "patient", expectedStatus="RUNNING")
-    status = wait_for(
-        lambda: condition(s := jobs.status(kind, "patient"), "CancelRequest") and s,
-        timeout=15,
-        message="cancel never evaluated",
-    )
+    status = jobs.wait_cancel_evaluated(kind, "patient")
     assert condition(status, "CancelRequest")["reason"] == "ExpectedStatusMismatch"
     assert status["status"] == "QUEUED"
     jobs.finish_pod("blocker", 0)
@@ -151,11 +143,7 @@ def test_cancel_of_a_finished_job_is_rejected_and_the_status_never_changes(kind,
     jobs.finish_pod("done", 0)
     before = jobs.wait_status(kind, "done", "SUCCEEDED")
     jobs.cancel(kind, "done")
-    status = wait_for(
-        lambda: condition(s := jobs.status(kind, "done"), "CancelRequest") and s,
-        timeout=15,
-        message="cancel never evaluated",
-    )
+    status = jobs.wait_cancel_evaluated(kind, "done")
     cond = condition(status, "CancelRequest")
     assert (cond["status"], cond["reason"]) == ("False", "AlreadyFinished")
     assert "already finished with status SUCCEEDED" in cond["message"]
