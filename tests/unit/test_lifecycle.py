@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -362,3 +363,11 @@ def test_a_job_dispatched_at_once_gets_no_queued_event(kind):
     decision = decide(facts(kind, status=None, may_dispatch=True))
     reasons = [a.reason for a in decision.actions if isinstance(a, Emit)]
     assert decision.status["status"] == "RUNNING" and reasons == ["Dispatched"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_submit_time_is_the_first_sight_the_caller_recorded_not_the_decision_time(kind):
+    status = decide(replace(facts(kind, now=T1), submitted=T0, may_dispatch=True)).status
+    field = "submitted_at" if kind == "IntegrityJob" else "submitTime"
+    started = "started_at" if kind == "IntegrityJob" else "startTime"
+    assert status[field] == T0 and status[started] == T1

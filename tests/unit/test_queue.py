@@ -7,8 +7,8 @@ import random
 from datajobs.core.queue import DispatchQueue, Slot
 
 
-def key(i: int) -> tuple[str, str, str]:
-    return (f"2026-01-01T00:00:{i:02d}Z", "", f"job-{i:03d}")
+def key(i: int) -> tuple[str, str]:
+    return (f"2026-01-01T00:00:{i:02d}Z", f"ns/job-{i:03d}")
 
 
 def test_grants_oldest_first_up_to_the_limit():
@@ -78,3 +78,13 @@ def test_limit_holds_under_random_interleavings():
             q.observe(uid, "ns", Slot.NONE)
             holding.discard(uid)
         assert len(q._holding) <= 5, step
+
+
+def test_a_job_whose_submit_time_changes_moves_to_its_new_place():
+    q = DispatchQueue(limit=1)
+    q.observe("a", "ns", Slot.QUEUED, key(5))
+    q.observe("b", "ns", Slot.QUEUED, key(3))
+    q.observe("a", "ns", Slot.QUEUED, key(1))  # its recorded submit time is older than the stamp it had
+    assert q.grant() == ["a"] and q.depth == 1
+    q.observe("a", "ns", Slot.NONE)
+    assert q.grant() == ["b"] and q.depth == 0

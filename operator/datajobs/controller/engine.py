@@ -7,7 +7,7 @@ import logging
 import socket
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -40,8 +40,11 @@ log = logging.getLogger("datajobs.operator")
 GONE_CHECK_MARGIN_SECONDS = 5.0
 
 
+RFC3339_MICRO = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
 def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime(RFC3339_MICRO)
 
 
 class Engine:
@@ -63,6 +66,9 @@ class Engine:
         self._side_tasks: set[asyncio.Task[None]] = set()
         self._events = asyncio.Semaphore(16)
         self._first_seen: dict[str, float] = {}
+        # uid -> first sight of a job with no status yet: its submit time once written, and its queue place
+        self._submitted: dict[str, str] = {}
+        self._last_submit = datetime.min.replace(tzinfo=UTC)
         self._cancel_seen: dict[str, tuple[int, float]] = {}
         # pod uid -> when its deletion should be over (monotonic): ours to delete, until its event shows it
         self._stop_requested: dict[str, float] = {}
@@ -78,12 +84,22 @@ class Engine:
             pods = await self.io.list_pods(namespace, f"{LABEL_MANAGED_BY}={MANAGED_BY}")
             for pod in pods.get("items", []):
                 self.store.put_pod(pod)
+            listed: list[tuple[str, dict[str, Any]]] = []
             for kind in KINDS:
                 listing = await self.io.list_jobs(kind.kind, namespace)
                 for item in listing.get("items", []):
                     item.setdefault("apiVersion", kind.api_version)
                     item.setdefault("kind", kind.kind)
-                    self._observe_job(kind.kind, item)
+                    listed.append((kind.kind, item))
+            # jobs submitted while we were away get their submit times in creation order, not list order
+            listed.sort(
+                key=lambda entry: (
+                    entry[1]["metadata"].get("creationTimestamp") or "",
+                    entry[1]["metadata"]["name"],
+                )
+            )
+            for kind_name, item in listed:
+                self._observe_job(kind_name, item, schedule=False)
         for uid in list(self.store.jobs):
             self.work.add(uid)
         for kind in KINDS:
@@ -109,6 +125,7 @@ class Engine:
             self.store.drop_job(body)
             self.queues[kind].observe(uid, body["metadata"]["namespace"], Slot.NONE)
             self._first_seen.pop(uid, None)
+            self._submitted.pop(uid, None)
             self._cancel_seen.pop(uid, None)
             self._schedule(kind)
             return
@@ -122,7 +139,7 @@ class Engine:
         if job_uid and job_uid in self.store.jobs:
             self.work.add(job_uid)
 
-    def _observe_job(self, kind: str, body: dict[str, Any]) -> None:
+    def _observe_job(self, kind: str, body: dict[str, Any], schedule: bool = True) -> None:
         if not self.store.put_job(kind, body):
             return
         meta, status = body["metadata"], body.get("status") or {}
@@ -131,11 +148,26 @@ class Engine:
             self.ids.raise_floor(status["executionId"])
         slot = queue_slot(body)
         self.queues[kind].observe(
-            meta["uid"], meta["namespace"], slot, sort_key(body, SHAPES[kind].submitted)
+            meta["uid"], meta["namespace"], slot, sort_key(body, self._submit_time(kind, body))
         )
         if slot is Slot.NONE:
             self._first_seen.pop(meta["uid"], None)
-        self._schedule(kind)
+        if schedule:
+            self._schedule(kind)
+
+    def _submit_time(self, kind: str, body: dict[str, Any]) -> str:
+        """The recorded submit time, else our first sight of the job (strictly increasing: FIFO is exact)."""
+        uid = body["metadata"]["uid"]
+        recorded = (body.get("status") or {}).get(SHAPES[kind].submitted)
+        if recorded:
+            self._submitted.pop(uid, None)
+            return str(recorded)
+        stamp = self._submitted.get(uid)
+        if stamp is None:
+            now = max(datetime.now(UTC), self._last_submit + timedelta(microseconds=1))
+            self._last_submit = now
+            stamp = self._submitted[uid] = now.strftime(RFC3339_MICRO)
+        return stamp
 
     def _schedule(self, kind: str) -> None:
         for uid in self.queues[kind].grant():
@@ -183,6 +215,7 @@ class Engine:
             may_dispatch=self.queues[kind].is_granted(uid),
             now=now_rfc3339(),
             execution_id=execution_id,
+            submitted=self._submitted.get(uid),
         )
         if facts.pod is not None and facts.pod.deleting and await self._pod_outlived_its_deletion(uid):
             return  # it is gone: reconcile again on the corrected view

@@ -52,6 +52,7 @@ class JobFacts:
     may_dispatch: bool  # the queue granted this job a slot
     now: str
     execution_id: int | None = None  # allocated by the caller for a new MaskingExecution
+    submitted: str | None = None  # when the operator first saw a new job: its place in the FIFO queue
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def decide(facts: JobFacts) -> Decision:
     now = facts.now
 
     if not old.get("status"):
-        status = shape.initial(facts.meta, facts.spec, now, facts.execution_id)
+        status = shape.initial(facts.meta, facts.spec, facts.submitted or now, facts.execution_id)
         actions.append(Emit("Queued", "job submitted and waiting for a worker slot"))
 
     status[shape.observed_generation] = generation

@@ -43,10 +43,10 @@ def queue_slot(body: dict[str, Any]) -> Slot:
     return Slot.RUNNING
 
 
-def sort_key(body: dict[str, Any], submitted_field: str) -> SortKey:
+def sort_key(body: dict[str, Any], submitted: str) -> SortKey:
+    """A job's place in the queue: when it was submitted (the operator's first sight of it), then its name."""
     meta = body["metadata"]
-    submitted = (body.get("status") or {}).get(submitted_field) or ""
-    return (meta.get("creationTimestamp") or "", submitted, meta["name"])
+    return (submitted, f"{meta['namespace']}/{meta['name']}")
 
 
 def is_cancelling(body: dict[str, Any]) -> bool:

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from enum import Enum
 
-SortKey = tuple[str, str, str]  # (creationTimestamp, submit time, name): FIFO order of submission
+SortKey = tuple[str, str]  # (submit time, namespace/name): FIFO order of submission
 
 
 class Slot(Enum):
@@ -30,12 +30,13 @@ class DispatchQueue:
     _granted: set[str] = field(default_factory=set)
     _per_namespace: Counter[str] = field(default_factory=Counter)
 
-    def observe(self, uid: str, namespace: str, slot: Slot, key: SortKey = ("", "", "")) -> None:
+    def observe(self, uid: str, namespace: str, slot: Slot, key: SortKey = ("", "")) -> None:
         if slot is Slot.QUEUED:
             if uid in self._holding:
                 if uid not in self._granted:  # a stale event for a job already running: ignore
                     return
-            elif uid not in self._queued:
+            elif uid not in self._queued or self._queued[uid][0] != key:
+                self._unqueue(uid)  # a job whose submit time changed moves to its new place
                 self._queued[uid] = (key, namespace)
                 bisect.insort(self._order, (key, uid))
             return
