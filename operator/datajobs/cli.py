@@ -20,6 +20,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "cluster": ("datajobs.localcluster.main", "start only the local control plane (for tests and debugging)"),
 }
 
+# Client libraries a subcommand never uses but a dependency imports anyway: kopf imports both, when installed,
+# only to recognise their model objects, while the operator passes plain dicts over its own session. Keeping
+# them out saves the operator ~45 MB of memory.
+UNUSED_IMPORTS: dict[str, tuple[str, ...]] = {"run": ("kubernetes", "kubernetes_asyncio")}
+
 
 def _load(module_name: str) -> object | None:
     try:
@@ -44,6 +49,8 @@ def build_parser(
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     chosen = next((a for a in argv if a in SUBCOMMANDS), None)
+    for unused in UNUSED_IMPORTS.get(chosen or "", ()):
+        sys.modules.setdefault(unused, None)  # type: ignore[arg-type]  # None makes `import` fail cleanly
     mains: dict[str, Callable[[argparse.Namespace], int]] = {}
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)

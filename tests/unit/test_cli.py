@@ -18,3 +18,20 @@ def test_worker_subcommand_does_not_import_the_operator_or_adapter():
 def test_unbuilt_or_unknown_commands_fail_loudly():
     result = subprocess.run([sys.executable, "-m", "datajobs.cli", "nope"], capture_output=True, text=True)
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_the_operator_process_loads_no_client_library():
+    """kopf would import kubernetes and kubernetes_asyncio (~45 MB); `datajobs run` keeps them out."""
+    code = (
+        "import sys\n"
+        "from datajobs.cli import build_parser\n"
+        "build_parser(['run'])\n"
+        "import datajobs.controller.handlers\n"
+        "loaded = sorted(m for m, v in sys.modules.items()\n"
+        "                if v is not None and m.split('.')[0] in ('kubernetes', 'kubernetes_asyncio'))\n"
+        "assert 'kopf' in sys.modules and not loaded, loaded\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr

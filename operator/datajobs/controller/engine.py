@@ -10,13 +10,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from kubernetes_asyncio.client.exceptions import ApiException
-
 from datajobs.controller import metrics
+from datajobs.controller.apisession import ApiError
 from datajobs.controller.config import OperatorConfig
 from datajobs.controller.counter import ExecutionIds
 from datajobs.controller.faults import crash_point
-from datajobs.controller.kubeio import Conflict, Gone, KubeIO, api_message
+from datajobs.controller.kubeio import Conflict, Gone, KubeIO
 from datajobs.controller.store import Store
 from datajobs.controller.workqueue import WorkQueue
 from datajobs.core.lifecycle import (
@@ -331,13 +330,13 @@ class Engine:
                 created = await self.io.get_pod(pod["metadata"]["namespace"], pod["metadata"]["name"])
             # The watch event comes later; until then a cancel must not take "no pod seen" for "pod gone".
             self.store.put_pod(created)
-        except ApiException as exc:
+        except ApiError as exc:
             if exc.status == 403:  # a quota or an admission policy: visible on the job, then retried
-                await self._apply(kind, body, worker_refused(_facts_of(kind, body, facts), api_message(exc)))
+                await self._apply(kind, body, worker_refused(_facts_of(kind, body, facts), exc.message))
                 raise
             if exc.status not in (400, 422):
                 raise  # the API server busy, …: worth retrying
-            reason = f"HTTP {exc.status}: {api_message(exc)}"
+            reason = f"HTTP {exc.status}: {exc.message}"
             log.warning(
                 "worker pod of %s/%s rejected: %s", facts.meta["namespace"], facts.meta["name"], reason
             )

@@ -7,14 +7,13 @@ from typing import Any
 
 import aiohttp
 import kopf
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from datajobs.controller import metrics
+from datajobs.controller.apisession import ApiError, ApiSession
 from datajobs.controller.config import OperatorConfig
 from datajobs.controller.engine import Engine
 from datajobs.controller.kubeio import KubeIO
 from datajobs.core.workerpod import LABEL_MANAGED_BY, MANAGED_BY
-from datajobs.kube.config import new_api_client
 from datajobs.models.kinds import GROUP, INTEGRITY_JOB, MASKING_EXECUTION, VERSION
 
 _engine: Engine | None = None  # for the metrics collector, which runs outside kopf's handler context
@@ -42,13 +41,17 @@ def _own_copy(body: kopf.Body) -> dict[str, Any]:
     return raw
 
 
-@kopf.on.login()
-def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
+def credentials(config: OperatorConfig, settings: kopf.OperatorSettings) -> kopf.ConnectionInfo | None:
     """An explicit --kubeconfig wins; otherwise the pod's ServiceAccount; otherwise $KUBECONFIG."""
-    config: OperatorConfig = memo.config
     if config.kubeconfig:
-        return kopf.login_with_kubeconfig(**kwargs)
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+        return kopf.login_with_kubeconfig(settings=settings)
+    return kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(settings=settings)
+
+
+@kopf.on.login()
+def login(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | None:
+    """kopf's watches and our own API session log in the same way."""
+    return credentials(memo.config, settings)
 
 
 @kopf.on.startup()
@@ -64,14 +67,16 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.server_timeout = 600
     settings.watching.client_timeout = 660
     settings.networking.request_timeout = 60
-    api = await new_api_client(config.kubeconfig, max_connections=max(8, config.reconcile_workers * 2))
+    api = ApiSession(
+        lambda: credentials(config, settings), max_connections=max(8, config.reconcile_workers * 2)
+    )
     memo.api = api
     engine = Engine(KubeIO(api), config)
     try:
         await engine.start()
-    except (ApiException, aiohttp.ClientError) as exc:
+    except (ApiError, aiohttp.ClientError, TimeoutError) as exc:
         await api.close()
-        if isinstance(exc, ApiException) and exc.status not in (429, 500, 502, 503, 504):
+        if isinstance(exc, ApiError) and exc.status not in (429, 500, 502, 503, 504):
             raise kopf.PermanentError(f"cannot list jobs and pods: HTTP {exc.status} {exc.reason}") from exc
         raise kopf.TemporaryError(f"API server not ready: {exc}", delay=1) from exc
     memo.engine = engine

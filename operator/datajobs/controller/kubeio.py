@@ -1,15 +1,12 @@
-"""Every API call the operator makes, as raw JSON over kubernetes_asyncio's connection pool."""
+"""Every API call the operator makes, as raw JSON over its own API session."""
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 from urllib.parse import quote
 
-from kubernetes_asyncio import client
-from kubernetes_asyncio.client.exceptions import ApiException
-
+from datajobs.controller.apisession import ApiError, ApiSession
 from datajobs.core.workerpod import ANNOTATION_CANCEL_MODE
 from datajobs.models.kinds import GROUP, KINDS, VERSION, KindInfo
 
@@ -29,7 +26,7 @@ class Gone(Exception):
 class KubeIO:
     """A thin async client: job status writes with preconditions, pods, events, the counter ConfigMap."""
 
-    def __init__(self, api: client.ApiClient, field_manager: str = "datajobs-operator") -> None:
+    def __init__(self, api: ApiSession, field_manager: str = "datajobs-operator") -> None:
         self.api = api
         self.field_manager = field_manager
 
@@ -42,27 +39,14 @@ class KubeIO:
         body: Any = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
-        config = self.api.configuration
-        headers = {"Content-Type": content_type, "Accept": "application/json"}
-        token = await config.get_api_key_with_prefix("authorization", alias="BearerToken")
-        if token:
-            headers["Authorization"] = token
         try:
-            response = await self.api.rest_client.request(
-                method,
-                f"{config.host}{path}",
-                query_params=params,
-                headers=headers,
-                body=body,
-                _request_timeout=30,
-            )
-        except ApiException as exc:
+            return await self.api.request(method, path, params=params, body=body, content_type=content_type)
+        except ApiError as exc:
             if exc.status == 409:
-                raise Conflict(api_message(exc)) from exc
+                raise Conflict(exc.message) from exc
             if exc.status == 404:
-                raise Gone(api_message(exc)) from exc
+                raise Gone(exc.message) from exc
             raise
-        return json.loads(response.data) if response.data else {}
 
     # -- jobs ------------------------------------------------------------------------------------------
 
@@ -154,11 +138,3 @@ class KubeIO:
         return await self.call(
             "PUT", f"/api/v1/namespaces/{quote(namespace)}/configmaps/{quote(name)}", body=body
         )
-
-
-def api_message(exc: ApiException) -> str:
-    """The Status message the API server sent with an error, else the HTTP reason."""
-    try:
-        return str(json.loads(exc.body or b"").get("message", exc.reason))
-    except (TypeError, ValueError):
-        return str(exc.reason)

@@ -1,0 +1,96 @@
+"""The operator's HTTP session to the API server, built from the same kopf login its watches use."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import kopf
+
+log = logging.getLogger(__name__)
+REQUEST_TIMEOUT_SECONDS = 30
+
+
+class ApiError(Exception):
+    """The API server answered with an error status."""
+
+    def __init__(self, status: int, reason: str, body: bytes = b"") -> None:
+        super().__init__(f"HTTP {status} {reason}")
+        self.status = status
+        self.reason = reason
+        self.body = body
+
+    @property
+    def message(self) -> str:
+        """The Status message the API server sent, else the HTTP reason."""
+        try:
+            return str(json.loads(self.body or b"").get("message", self.reason))
+        except (TypeError, ValueError, AttributeError):
+            return self.reason
+
+
+class ApiSession:
+    """JSON requests over one pooled aiohttp session; on 401 it logs in again once (rotated tokens)."""
+
+    def __init__(self, login: Callable[[], kopf.ConnectionInfo | None], max_connections: int = 16) -> None:
+        self._login = login
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+        self.server = ""
+
+    def _connect(self) -> aiohttp.ClientSession:
+        info = self._login()
+        if info is None:
+            raise kopf.PermanentError("no credentials: neither a kubeconfig nor a service account token")
+        self.server = info.server.rstrip("/")
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._max_connections, ssl=info.as_ssl_context()),
+            headers={
+                **info.as_http_headers(),
+                "Accept": "application/json",
+                "User-Agent": "datajobs-operator",
+            },
+            timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS),
+            # the server comes from the kubeconfig or the pod's environment, never from proxy variables;
+            # trust_env would also look up ~/.netrc in a thread on every request
+            trust_env=False,
+        )
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        """Send one request; the decoded JSON answer, or ApiError with the server's status."""
+        data = None if body is None else json.dumps(body).encode()
+        for attempt in (1, 2):
+            if self._session is None:
+                self._session = self._connect()
+            async with self._session.request(
+                method,
+                self.server + path,
+                params=params,
+                data=data,
+                headers={"Content-Type": content_type} if data is not None else None,
+            ) as response:
+                payload = await response.read()
+                if response.status == 401 and attempt == 1:
+                    log.info("the API server refused our credentials (401): logging in again")
+                    await self.close()
+                    continue
+                if response.status >= 400:
+                    raise ApiError(response.status, response.reason or "", payload)
+                return json.loads(payload) if payload else {}
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    async def close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
