@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from datajobs.controller.store import Store
 
 
@@ -40,3 +42,25 @@ def test_pods_are_keyed_by_their_job_and_a_deleted_pod_stays_deleted():
     assert "a" not in store.pods
     store.put_pod(pod("p2", "a", 9))  # a new pod for the same job is a different object
     assert store.pods["a"]["metadata"]["uid"] == "p2"
+
+
+def test_stored_objects_share_their_keys_and_short_strings_and_stay_equal():
+    raw = (
+        '{"metadata": {"name": "%s", "namespace": "team-a", "uid": "%s", "resourceVersion": "%d"},'
+        ' "spec": {"destinationId": "dest-1"}, "status": {"status": "RUNNING", "conditions":'
+        ' [{"type": "WorkerPod", "status": "True", "reason": "Observed", "message": "%s"}]}}'
+    )
+    long_message = "x" * 200
+    first = json.loads(raw % ("a", "u1", 1, long_message))
+    second = json.loads(raw % ("b", "u2", 2, long_message))
+    store = Store()
+    assert store.put_job("IntegrityJob", json.loads(json.dumps(first)))
+    assert store.put_job("IntegrityJob", second)
+    a, b = store.jobs["u1"][1], store.jobs["u2"][1]
+    assert a == first  # the same content
+    key_a = next(k for k in a["status"]["conditions"][0] if k == "reason")
+    key_b = next(k for k in b["status"]["conditions"][0] if k == "reason")
+    assert key_a is key_b
+    assert a["metadata"]["namespace"] is b["metadata"]["namespace"]
+    assert a["status"]["status"] is b["status"]["status"]
+    assert a["status"]["conditions"][0]["message"] is not b["status"]["conditions"][0]["message"]

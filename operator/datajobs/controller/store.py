@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from datajobs.core.workerpod import LABEL_JOB_UID
@@ -17,6 +18,19 @@ def resource_version(body: dict[str, Any]) -> int:
 
 
 MAX_TOMBSTONES = 50_000
+SHARED_STRING_MAX = 80  # longer strings (messages, results) are rarely repeated
+
+
+def _compact(value: Any) -> Any:
+    """The same JSON with its keys and short strings shared between objects: every decoded event brings its
+    own copies of "lastTransitionTime", "RUNNING", the namespace, …; sharing them halves the bytes per job."""
+    if isinstance(value, dict):
+        return {sys.intern(k): _compact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_compact(v) for v in value]
+    if isinstance(value, str) and len(value) <= SHARED_STRING_MAX:
+        return sys.intern(value)
+    return value
 
 
 JOB_METADATA = ("name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp")
@@ -26,27 +40,30 @@ POD_METADATA = ("name", "namespace", "uid", "resourceVersion", "labels", "annota
 def _slim_job(body: dict[str, Any]) -> dict[str, Any]:
     """Keep what decisions and pod builds read; labels, annotations, managedFields are most of the bytes."""
     meta = body.get("metadata") or {}
-    body["metadata"] = {k: meta[k] for k in JOB_METADATA if k in meta}
-    return body
+    slim = {k: v for k, v in body.items() if k != "metadata"}
+    slim["metadata"] = {k: meta[k] for k in JOB_METADATA if k in meta}
+    return _compact(slim)
 
 
 def _slim_pod(body: dict[str, Any]) -> dict[str, Any]:
     """A worker pod reduced to what PodFacts reads (a pod's spec, with its env, is several KiB)."""
     meta, spec, status = body.get("metadata") or {}, body.get("spec") or {}, body.get("status") or {}
-    return {
-        "metadata": {k: meta[k] for k in POD_METADATA if k in meta},
-        "spec": {
-            "containers": [{"name": c.get("name")} for c in spec.get("containers") or []],
-            "terminationGracePeriodSeconds": spec.get("terminationGracePeriodSeconds"),
-        },
-        "status": {
-            "phase": status.get("phase"),
-            "containerStatuses": [
-                {"name": c.get("name"), "state": c.get("state")}
-                for c in status.get("containerStatuses") or []
-            ],
-        },
-    }
+    return _compact(
+        {
+            "metadata": {k: meta[k] for k in POD_METADATA if k in meta},
+            "spec": {
+                "containers": [{"name": c.get("name")} for c in spec.get("containers") or []],
+                "terminationGracePeriodSeconds": spec.get("terminationGracePeriodSeconds"),
+            },
+            "status": {
+                "phase": status.get("phase"),
+                "containerStatuses": [
+                    {"name": c.get("name"), "state": c.get("state")}
+                    for c in status.get("containerStatuses") or []
+                ],
+            },
+        }
+    )
 
 
 class Store:
