@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from kubernetes.client.rest import ApiException
 
 from datajobs.localcluster import BinariesError, ClusterError, LocalCluster, ensure_binaries, find_binaries
 from datajobs.localcluster.binaries import cache_dir, missing
-from helpers import wait_for
+from helpers import kubectl_exe, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CRDS_DIR = REPO_ROOT / "crds"
@@ -143,9 +142,7 @@ def kubectl(cluster: Cluster) -> Kubectl:
 
     Returns the CompletedProcess (text). With check=True a non-zero exit fails the test with stderr.
     """
-    exe = shutil.which("kubectl")
-    if exe is None:
-        pytest.fail("kubectl is not on PATH", pytrace=False)
+    exe = kubectl_exe()
     env = {**os.environ, "KUBECONFIG": cluster.kubeconfig}
 
     def run(
@@ -167,9 +164,7 @@ def crds(cluster: Cluster, kube_api: client.ApiClient) -> list[str]:
     files = sorted(CRDS_DIR.glob("*.yaml"))
     if not files:
         pytest.fail(f"no CRDs in {CRDS_DIR}: run `make crds`", pytrace=False)
-    exe = shutil.which("kubectl")
-    if exe is None:
-        pytest.fail("kubectl is not on PATH", pytrace=False)
+    exe = kubectl_exe()
     env = {**os.environ, "KUBECONFIG": cluster.kubeconfig}
     docs = [d for f in files for d in yaml.safe_load_all(f.read_text()) if d]
     for path in files:

@@ -1,4 +1,4 @@
-"""Test helpers: poll a predicate with a deadline (sync and async) instead of sleeping."""
+"""Test helpers: poll a predicate with a deadline (sync and async) instead of sleeping; the pinned kubectl."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
+
+import pytest
+
+from datajobs.localcluster import BinariesError, ensure_binaries
 
 T = TypeVar("T")
 
@@ -64,3 +68,11 @@ async def async_wait_for(
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {message}; last value: {last!r}")
         await asyncio.sleep(interval)
+
+
+def kubectl_exe() -> str:
+    """The pinned kubectl, built with the control plane (the system's may be outside the skew policy)."""
+    try:
+        return str(ensure_binaries(["kubectl"])["kubectl"])
+    except BinariesError as exc:
+        pytest.fail(f"kubectl is unavailable: {exc}", pytrace=False)

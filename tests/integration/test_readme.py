@@ -5,7 +5,7 @@ root); the ```text block that follows it, if any, is its expected output. In the
 within a line stands for any text, a line that is only `...` for any number of lines, and runs of
 spaces for any run of spaces (table columns). The blocks run in README order, in one environment: the
 `KUBECONFIG`, `ADAPTER` and `KEY` that `make dev` would give (here: the test's cluster with the test's
-namespace as the default, a running operator and adapter) and the pinned helm on PATH.
+namespace as the default, a running operator and adapter) and the pinned kubectl and helm on PATH.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from operatorkit import OperatorProcess
 from test_adapter_cli import AdapterProcess
 
 from datajobs.adapter.keys import hash_key
+from helpers import kubectl_exe
 
 README = REPO_ROOT / "README.md"
 MARK = "<!-- doctest -->"
@@ -126,13 +127,13 @@ def environment(cluster: Any, namespace: str, crds: list[str], tmp_path: Path) -
         ["--kubeconfig", str(path), "--namespace", namespace, "--api-keys-file", str(keys)],
         tmp_path / "adapter.log",
     )
-    helm_dir = str(helm_exe().parent)
+    tools = f"{Path(kubectl_exe()).parent}:{helm_exe().parent}"
     env = {
         **os.environ,
         "KUBECONFIG": str(path),
         "ADAPTER": adapter.url,
         "KEY": key,
-        "PATH": f"{helm_dir}:{os.environ.get('PATH', '')}",
+        "PATH": f"{tools}:{os.environ.get('PATH', '')}",
         "HELM_CACHE_HOME": str(tmp_path / "helm-cache"),
         "HELM_CONFIG_HOME": str(tmp_path / "helm-config"),
         "HELM_DATA_HOME": str(tmp_path / "helm-data"),

@@ -102,5 +102,5 @@ def test_a_build_that_produces_the_binaries_resolves_them(env: dict[str, str], t
 
 def test_the_shipped_build_script_knows_every_target() -> None:
     script = (Path(__file__).parents[2] / "operator/datajobs/localcluster/build-control-plane.sh").read_text()
-    for target in ("etcd", "kwok", "kubernetes", "helm"):
+    for target in ("etcd", "kwok", "kubernetes", "kubectl", "helm"):
         assert f"build_{target}()" in script

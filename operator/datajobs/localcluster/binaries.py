@@ -20,7 +20,7 @@ KWOK_VERSION = "v0.7.0"
 HELM_VERSION = "v3.19.5"
 
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
-ALL = (*CONTROL_PLANE, "helm")
+ALL = (*CONTROL_PLANE, "kubectl", "helm")
 ENV_BIN_DIR = "DATAJOBS_K8S_BIN"
 ENV_CACHE = "DATAJOBS_CACHE"
 BUILD_SCRIPT = Path(__file__).with_name("build-control-plane.sh")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the local control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok,
-# helm) from their published Go modules into a cache directory. Pinned versions; idempotent.
+# kubectl, helm) from their published Go modules into a cache directory. Pinned versions; idempotent.
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.34.4}"
@@ -15,29 +15,27 @@ export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 log() { printf '[build-control-plane] %s\n' "$*" >&2; }
 have() { [ -x "$OUT/$1" ]; }
 
-build_kubernetes() {
-  if have kube-apiserver && have kube-controller-manager && have kube-scheduler; then return; fi
+k8s_module() {  # the wrapper module every Kubernetes binary is built in; prints its directory
   local dir="$WORK/kubernetes-$K8S_VERSION" staging="v0.${K8S_VERSION#v1.}"
   mkdir -p "$dir"
-  log "kubernetes $K8S_VERSION (staging $staging) in $dir"
-  local modfile
-  modfile="$(cd "$dir" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
-  local go_line
-  go_line="$(awk '$1=="go"{print $2; exit}' "$modfile")"
-  {
-    echo "module datajobs.local/k8sbuild"
-    echo
-    echo "go $go_line"
-    echo
-    echo "godebug default=go${go_line%.*}"
-    echo
-    echo "require k8s.io/kubernetes $K8S_VERSION"
-    echo
-    echo "replace ("
-    sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#\t\1 => \1 '"$staging"'#p' "$modfile"
-    echo ")"
-  } > "$dir/go.mod"
-  cat > "$dir/tools.go" <<'GO'
+  if [ ! -f "$dir/tools.go" ] || ! grep -q cmd/kubectl "$dir/tools.go"; then
+    local modfile go_line
+    modfile="$(cd "$dir" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
+    go_line="$(awk '$1=="go"{print $2; exit}' "$modfile")"
+    {
+      echo "module datajobs.local/k8sbuild"
+      echo
+      echo "go $go_line"
+      echo
+      echo "godebug default=go${go_line%.*}"
+      echo
+      echo "require k8s.io/kubernetes $K8S_VERSION"
+      echo
+      echo "replace ("
+      sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#\t\1 => \1 '"$staging"'#p' "$modfile"
+      echo ")"
+    } > "$dir/go.mod"
+    cat > "$dir/tools.go" <<'GO'
 //go:build tools
 
 package tools
@@ -46,11 +44,33 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
-  local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2)"
-  (cd "$dir" && go mod tidy && go build -ldflags "$ldflags" -o "$OUT/" \
+    (cd "$dir" && go mod tidy) >&2
+  fi
+  echo "$dir"
+}
+
+k8s_ldflags() {
+  echo "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2) -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2)"
+}
+
+build_kubernetes() {
+  if have kube-apiserver && have kube-controller-manager && have kube-scheduler; then return; fi
+  local dir
+  dir="$(k8s_module)"
+  log "kubernetes $K8S_VERSION control plane in $dir"
+  (cd "$dir" && go build -ldflags "$(k8s_ldflags)" -o "$OUT/" \
       k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler)
+}
+
+build_kubectl() {  # the tests' kubectl, at the server's version (kubectl supports one minor of skew)
+  if have kubectl; then return; fi
+  local dir
+  dir="$(k8s_module)"
+  log "kubectl $K8S_VERSION in $dir"
+  (cd "$dir" && go build -ldflags "$(k8s_ldflags)" -o "$OUT/kubectl" k8s.io/kubernetes/cmd/kubectl)
 }
 
 build_etcd() {
@@ -84,11 +104,11 @@ build_go_install() {  # name module version
 build_kwok() { build_go_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION"; }
 build_helm() { build_go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"; }
 
-# Usage: build-control-plane.sh [OUT] [all|etcd|kwok|kubernetes|helm]
+# Usage: build-control-plane.sh [OUT] [all|etcd|kwok|kubernetes|kubectl|helm]
 case "${2:-all}" in
-  all) build_etcd; build_kwok; build_kubernetes; build_helm ;;
-  etcd|kwok|kubernetes|helm) "build_$2" ;;
-  *) log "unknown target: $2 (all, etcd, kwok, kubernetes, helm)"; exit 2 ;;
+  all) build_etcd; build_kwok; build_kubernetes; build_kubectl; build_helm ;;
+  etcd|kwok|kubernetes|kubectl|helm) "build_$2" ;;
+  *) log "unknown target: $2 (all, etcd, kwok, kubernetes, kubectl, helm)"; exit 2 ;;
 esac
 log "binaries in $OUT"
 ls -la "$OUT" >&2

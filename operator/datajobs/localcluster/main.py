@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ensure-binaries",
         action="store_true",
-        help="find or build etcd, kube-apiserver, controller-manager, scheduler, kwok and helm, "
+        help="find or build etcd, kube-apiserver, controller-manager, scheduler, kwok, kubectl and helm, "
         "log their directory and exit",
     )
     parser.add_argument(
