@@ -59,3 +59,46 @@ def test_no_api_call_before_the_grace_is_over_and_a_live_pod_stays():
     assert not early and io.gets == 0
     alive, io, engine = asyncio.run(run(engine_module.GONE_CHECK_MARGIN_SECONDS + 1, True))
     assert not alive and io.gets == 1 and "j1" in engine.store.pods
+
+
+class ListedPodsIO:
+    """get_pod answers from a dict of live pods by name; everything else is unused here."""
+
+    def __init__(self, live: dict[str, dict]) -> None:
+        self.live = live
+        self.asked: list[str] = []
+
+    async def get_pod(self, namespace: str, name: str) -> dict:
+        self.asked.append(name)
+        if name not in self.live:
+            raise Gone("not found")
+        return self.live[name]
+
+
+def worker_pod(name: str, uid: str, job_uid: str, rv: str = "5") -> dict:
+    labels = {"datajobs.io/job-uid": job_uid}
+    return {
+        "metadata": {"name": name, "namespace": "ns", "uid": uid, "resourceVersion": rv, "labels": labels}
+    }
+
+
+def test_a_pod_listed_at_start_but_never_watched_is_asked_about_and_dropped_when_gone():
+    gone, watched, replaced = (
+        worker_pod("a", "pa", "ja"),
+        worker_pod("b", "pb", "jb"),
+        worker_pod("c", "pc", "jc"),
+    )
+    successor = worker_pod("c", "pc2", "jc", rv="9")
+    io = ListedPodsIO({"c": successor})
+    engine = Engine(io, OperatorConfig())  # type: ignore[arg-type]
+    for pod in (gone, watched, replaced):
+        engine.store.put_pod(pod)
+        engine._unconfirmed_pods[pod["metadata"]["uid"]] = pod
+    engine.pod_event(None, watched)  # kopf's listing reported this one
+
+    asyncio.run(engine._confirm_listed_pods(0))
+
+    assert sorted(io.asked) == ["a", "c"]  # never the pod the watch confirmed
+    assert "ja" not in engine.store.pods and engine.store.pods["jb"]["metadata"]["uid"] == "pb"
+    assert engine.store.pods["jc"]["metadata"]["uid"] == "pc2"  # same name, a new pod
+    assert engine._unconfirmed_pods == {}

@@ -37,6 +37,9 @@ from datajobs.models.kinds import KINDS, MASKING_EXECUTION
 
 log = logging.getLogger("datajobs.operator")
 GONE_CHECK_MARGIN_SECONDS = 5.0
+# kopf's own listing reports every existing pod within seconds of its start; a pod from our start-up listing
+# it has not reported by then was deleted before its watch began, and no DELETED event will ever come.
+LISTED_POD_CONFIRM_SECONDS = 30.0
 
 
 RFC3339_MICRO = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -71,6 +74,9 @@ class Engine:
         self._cancel_seen: dict[str, tuple[int, float]] = {}
         # pod uid -> when its deletion should be over (monotonic): ours to delete, until its event shows it
         self._stop_requested: dict[str, float] = {}
+        self._unconfirmed_pods: dict[
+            str, dict[str, Any]
+        ] = {}  # pod uid -> pod listed at start, not yet watched
         self.synced = False
         self._instance = socket.gethostname()
 
@@ -83,6 +89,7 @@ class Engine:
             pods = await self.io.list_pods(namespace, f"{LABEL_MANAGED_BY}={MANAGED_BY}")
             for pod in pods.get("items", []):
                 self.store.put_pod(pod)
+                self._unconfirmed_pods[pod["metadata"]["uid"]] = pod
             listed: list[tuple[str, dict[str, Any]]] = []
             for kind in KINDS:
                 listing = await self.io.list_jobs(kind.kind, namespace)
@@ -108,6 +115,9 @@ class Engine:
             for i in range(self.config.reconcile_workers)
         ]
         self._tasks.append(asyncio.create_task(self._resync(), name="resync"))
+        self._tasks.append(
+            asyncio.create_task(self._confirm_listed_pods(LISTED_POD_CONFIRM_SECONDS), name="confirm-pods")
+        )
         self.synced = True
         log.info("engine started: %d jobs, %d worker pods", len(self.store.jobs), len(self.store.pods))
 
@@ -132,6 +142,7 @@ class Engine:
         self.work.add(uid)
 
     def pod_event(self, event_type: str | None, body: dict[str, Any]) -> None:
+        self._unconfirmed_pods.pop(body["metadata"]["uid"], None)
         if event_type == "DELETED":
             self._stop_requested.pop(body["metadata"]["uid"], None)
         job_uid = self.store.drop_pod(body) if event_type == "DELETED" else self.store.put_pod(body)
@@ -188,6 +199,33 @@ class Engine:
                 self.work.add_after(uid, 5.0)
             finally:
                 self.work.done(uid)
+
+    async def _confirm_listed_pods(self, after_seconds: float) -> None:
+        """Ask the API server about each pod we listed at start that kopf's watch never reported."""
+        while True:
+            await asyncio.sleep(after_seconds)
+            try:
+                await self._check_unconfirmed_pods()
+                return
+            except Exception as exc:  # the API server busy or away: ask again later
+                log.warning("checking the pods listed at start failed, retrying: %s", exc)
+
+    async def _check_unconfirmed_pods(self) -> None:
+        for pod in list(self._unconfirmed_pods.values()):
+            if pod["metadata"]["uid"] not in self._unconfirmed_pods:
+                continue  # an event came while we were asking about another pod
+            meta = pod["metadata"]
+            try:
+                fresh = await self.io.get_pod(meta["namespace"], meta["name"])
+            except Gone:
+                log.info(
+                    "worker pod %s/%s was deleted before our watch began", meta["namespace"], meta["name"]
+                )
+                self.pod_event("DELETED", pod)
+                continue
+            if fresh["metadata"]["uid"] != meta["uid"]:
+                self.pod_event("DELETED", pod)  # deleted, and a pod of the same name made since
+            self.pod_event(None, fresh)
 
     async def _resync(self) -> None:
         while True:
