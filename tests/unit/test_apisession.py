@@ -9,7 +9,7 @@ import kopf
 import pytest
 from aiohttp import web
 
-from datajobs.controller.apisession import ApiError, ApiSession
+from datajobs.controller.apisession import ApiError, ApiSession, Conflict, Gone
 
 
 async def serve(handler) -> tuple[web.AppRunner, str]:
@@ -64,6 +64,8 @@ def test_errors_carry_the_status_and_the_servers_message_and_a_second_401_is_fin
             return web.json_response(
                 {"kind": "Status", "message": "the object has been modified"}, status=409
             )
+        if request.path == "/gone":
+            return web.json_response({"kind": "Status", "message": 'pods "x" not found'}, status=404)
         if request.path == "/plain":
             return web.Response(status=503, text="not json")
         return web.json_response({"message": "nope"}, status=401)
@@ -73,7 +75,7 @@ def test_errors_carry_the_status_and_the_servers_message_and_a_second_401_is_fin
         api = ApiSession(lambda: kopf.ConnectionInfo(server=url, scheme="Bearer", token="t"))
         errors = []
         try:
-            for path in ("/conflict", "/plain", "/denied"):
+            for path in ("/conflict", "/gone", "/plain", "/denied"):
                 with pytest.raises(ApiError) as caught:
                     await api.request("GET", path)
                 errors.append(caught.value)
@@ -82,8 +84,10 @@ def test_errors_carry_the_status_and_the_servers_message_and_a_second_401_is_fin
             await runner.cleanup()
         return errors
 
-    conflict, plain, denied = asyncio.run(run())
+    conflict, gone, plain, denied = asyncio.run(run())
+    assert isinstance(gone, Gone) and gone.message == 'pods "x" not found'
     assert (conflict.status, conflict.message) == (409, "the object has been modified")
+    assert isinstance(conflict, Conflict) and not isinstance(plain, Conflict | Gone)
     assert (plain.status, plain.message) == (503, "Service Unavailable")
     assert (denied.status, denied.message) == (401, "nope")
 

@@ -19,7 +19,7 @@ class FakeIO:
     async def get_pod(self, namespace: str, name: str) -> dict:
         self.gets += 1
         if not self.pod_exists:
-            raise Gone("not found")
+            raise Gone(404, "Not Found")
         return {}
 
 
@@ -71,7 +71,7 @@ class ListedPodsIO:
     async def get_pod(self, namespace: str, name: str) -> dict:
         self.asked.append(name)
         if name not in self.live:
-            raise Gone("not found")
+            raise Gone(404, "Not Found")
         return self.live[name]
 
 

@@ -31,6 +31,19 @@ class ApiError(Exception):
         except (TypeError, ValueError, AttributeError):
             return self.reason
 
+    @staticmethod
+    def of(status: int, reason: str, body: bytes = b"") -> ApiError:
+        """The most specific error for a status: Conflict for 409, Gone for 404."""
+        return {409: Conflict, 404: Gone}.get(status, ApiError)(status, reason, body)
+
+
+class Conflict(ApiError):
+    """The object changed since it was read (HTTP 409 on a resourceVersion precondition)."""
+
+
+class Gone(ApiError):
+    """The object no longer exists (HTTP 404)."""
+
 
 class ApiSession:
     """JSON requests over one pooled aiohttp session; on 401 it logs in again once (rotated tokens)."""
@@ -86,7 +99,7 @@ class ApiSession:
                     await self.close()
                     continue
                 if response.status >= 400:
-                    raise ApiError(response.status, response.reason or "", payload)
+                    raise ApiError.of(response.status, response.reason or "", payload)
                 return json.loads(payload) if payload else {}
         raise AssertionError("unreachable")  # the loop returns or raises
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from datajobs.controller.kubeio import Conflict, Gone, KubeIO
+from datajobs.controller.apisession import Conflict, Gone
+from datajobs.controller.kubeio import KubeIO
 
 log = logging.getLogger(__name__)
 COUNTER_NAME = "datajobs-execution-ids"

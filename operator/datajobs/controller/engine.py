@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from datajobs.controller import metrics
-from datajobs.controller.apisession import ApiError
+from datajobs.controller.apisession import ApiError, Conflict, Gone
 from datajobs.controller.config import OperatorConfig
 from datajobs.controller.counter import ExecutionIds
 from datajobs.controller.faults import crash_point
-from datajobs.controller.kubeio import Conflict, Gone, KubeIO
+from datajobs.controller.kubeio import KubeIO
 from datajobs.controller.store import Store
 from datajobs.controller.workqueue import WorkQueue
 from datajobs.core.lifecycle import (

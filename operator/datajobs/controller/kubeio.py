@@ -6,7 +6,7 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
-from datajobs.controller.apisession import ApiError, ApiSession
+from datajobs.controller.apisession import ApiSession, Conflict, Gone
 from datajobs.core.workerpod import ANNOTATION_CANCEL_MODE
 from datajobs.models.kinds import GROUP, KINDS, VERSION, KindInfo
 
@@ -15,38 +15,12 @@ MERGE_PATCH = "application/merge-patch+json"
 KIND_BY_NAME: dict[str, KindInfo] = {k.kind: k for k in KINDS}
 
 
-class Conflict(Exception):
-    """The object changed since it was read (HTTP 409 on a resourceVersion precondition)."""
-
-
-class Gone(Exception):
-    """The object no longer exists (HTTP 404)."""
-
-
 class KubeIO:
     """A thin async client: job status writes with preconditions, pods, events, the counter ConfigMap."""
 
     def __init__(self, api: ApiSession, field_manager: str = "datajobs-operator") -> None:
         self.api = api
         self.field_manager = field_manager
-
-    async def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, Any] | None = None,
-        body: Any = None,
-        content_type: str = "application/json",
-    ) -> dict[str, Any]:
-        try:
-            return await self.api.request(method, path, params=params, body=body, content_type=content_type)
-        except ApiError as exc:
-            if exc.status == 409:
-                raise Conflict(exc.message) from exc
-            if exc.status == 404:
-                raise Gone(exc.message) from exc
-            raise
 
     # -- jobs ------------------------------------------------------------------------------------------
 
@@ -58,16 +32,16 @@ class KubeIO:
         return f"{path}/{quote(name)}" if name else path
 
     async def list_jobs(self, kind: str, namespace: str | None) -> dict[str, Any]:
-        return await self.call("GET", self.job_path(kind, namespace))
+        return await self.api.request("GET", self.job_path(kind, namespace))
 
     async def get_job(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
-        return await self.call("GET", self.job_path(kind, namespace, name))
+        return await self.api.request("GET", self.job_path(kind, namespace, name))
 
     async def write_status(self, kind: str, body: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
         """Merge-patch the status subresource, only if the job is still at the resourceVersion we read."""
         meta = body["metadata"]
         patch = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": status}
-        return await self.call(
+        return await self.api.request(
             "PATCH",
             self.job_path(kind, meta["namespace"], meta["name"]) + "/status",
             params={"fieldManager": self.field_manager},
@@ -79,13 +53,13 @@ class KubeIO:
 
     async def list_pods(self, namespace: str | None, selector: str) -> dict[str, Any]:
         path = f"/api/v1/namespaces/{quote(namespace)}/pods" if namespace else "/api/v1/pods"
-        return await self.call("GET", path, params={"labelSelector": selector})
+        return await self.api.request("GET", path, params={"labelSelector": selector})
 
     async def create_pod(self, pod: dict[str, Any]) -> dict[str, Any] | None:
         """Create the pod; None when it already exists (the name is deterministic, so that is our pod)."""
         namespace = pod["metadata"]["namespace"]
         try:
-            return await self.call(
+            return await self.api.request(
                 "POST",
                 f"/api/v1/namespaces/{quote(namespace)}/pods",
                 params={"fieldManager": self.field_manager},
@@ -95,20 +69,20 @@ class KubeIO:
             return None
 
     async def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
-        return await self.call("GET", f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(name)}")
+        return await self.api.request("GET", f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(name)}")
 
     async def stop_pod(self, namespace: str, name: str, mode: str, grace_seconds: int) -> None:
         """Tell the worker how it is being stopped (annotation), then delete it with that grace."""
         path = f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(name)}"
         try:
-            await self.call(
+            await self.api.request(
                 "PATCH",
                 path,
                 params={"fieldManager": self.field_manager},
                 body={"metadata": {"annotations": {ANNOTATION_CANCEL_MODE: mode}}},
                 content_type=MERGE_PATCH,
             )
-            await self.call(
+            await self.api.request(
                 "DELETE",
                 path,
                 body={
@@ -125,16 +99,18 @@ class KubeIO:
 
     async def create_event(self, event: dict[str, Any]) -> None:
         namespace = event["metadata"]["namespace"]
-        await self.call("POST", f"/api/v1/namespaces/{quote(namespace)}/events", body=event)
+        await self.api.request("POST", f"/api/v1/namespaces/{quote(namespace)}/events", body=event)
 
     async def get_configmap(self, namespace: str, name: str) -> dict[str, Any]:
-        return await self.call("GET", f"/api/v1/namespaces/{quote(namespace)}/configmaps/{quote(name)}")
+        return await self.api.request(
+            "GET", f"/api/v1/namespaces/{quote(namespace)}/configmaps/{quote(name)}"
+        )
 
     async def create_configmap(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        return await self.call("POST", f"/api/v1/namespaces/{quote(namespace)}/configmaps", body=body)
+        return await self.api.request("POST", f"/api/v1/namespaces/{quote(namespace)}/configmaps", body=body)
 
     async def replace_configmap(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         name = body["metadata"]["name"]
-        return await self.call(
+        return await self.api.request(
             "PUT", f"/api/v1/namespaces/{quote(namespace)}/configmaps/{quote(name)}", body=body
         )
