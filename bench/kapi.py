@@ -13,6 +13,9 @@ import aiohttp
 MERGE_PATCH = "application/merge-patch+json"
 
 
+DELETE_COLLECTION_ATTEMPTS = 10
+
+
 class ApiError(RuntimeError):
     def __init__(self, status: int, body: str, what: str) -> None:
         super().__init__(f"{what}: HTTP {status}: {body[:300]}")
@@ -98,7 +101,15 @@ class Kapi:
         }
         if grace_seconds is not None:
             options["gracePeriodSeconds"] = grace_seconds
-        await self.request("DELETE", collection, options, within=600)
+        for attempt in range(1, DELETE_COLLECTION_ATTEMPTS + 1):
+            try:
+                await self.request("DELETE", collection, options, within=600)
+                return
+            except ApiError as exc:
+                # thousands of objects can outlast the server's own 60 s request timeout; what it deleted
+                # stays deleted, so asking again finishes the rest
+                if exc.status != 504 or attempt == DELETE_COLLECTION_ATTEMPTS:
+                    raise
 
     async def watch(self, collection: str, resource_version: str) -> AsyncIterator[bytes]:
         """Raw event lines of one watch from `resource_version` (with bookmarks) until the server ends it."""
