@@ -161,6 +161,9 @@ class Runner:
         """Let the previous phase's aftermath die down (operator and API server nearly idle)."""
         pids = self.stack.pids()
         await quiesce(pids["operator"], below_percent=5, within=self.s.settle_s)
+        # the adapter's watch cache also digests every deletion of the previous round
+        if "adapter" in pids:
+            await quiesce(pids["adapter"], below_percent=5, within=self.s.settle_s / 2)
         await quiesce(pids["kube-apiserver"], below_percent=30, within=self.s.settle_s / 2)
 
     async def cleanup(self, namespace: str, collection: str) -> None:
