@@ -67,6 +67,7 @@ class ApiSession:
                 "User-Agent": "datajobs-operator",
             },
             timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS),
+            proxy=info.proxy_url,  # a kubeconfig's proxy-url, as kopf's own session uses it
             # the server comes from the kubeconfig or the pod's environment, never from proxy variables;
             # trust_env would also look up ~/.netrc in a thread on every request
             trust_env=False,
