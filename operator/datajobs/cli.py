@@ -26,6 +26,16 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 UNUSED_IMPORTS: dict[str, tuple[str, ...]] = {"run": ("kubernetes", "kubernetes_asyncio")}
 
 
+def _chosen(argv: Sequence[str]) -> str | None:
+    return next((a for a in argv if a in SUBCOMMANDS), None)
+
+
+def keep_out_unused_imports(command: str | None) -> None:
+    """For the process that runs `command` only: make importing its unused client libraries fail cleanly."""
+    for unused in UNUSED_IMPORTS.get(command or "", ()):
+        sys.modules.setdefault(unused, None)  # type: ignore[arg-type]
+
+
 def _load(module_name: str) -> object | None:
     try:
         return importlib.import_module(module_name)
@@ -48,9 +58,7 @@ def build_parser(
         help="text for people, json (one object per line) for log pipelines",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    chosen = next((a for a in argv if a in SUBCOMMANDS), None)
-    for unused in UNUSED_IMPORTS.get(chosen or "", ()):
-        sys.modules.setdefault(unused, None)  # type: ignore[arg-type]  # None makes `import` fail cleanly
+    chosen = _chosen(argv)
     mains: dict[str, Callable[[argparse.Namespace], int]] = {}
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
@@ -75,6 +83,7 @@ def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    keep_out_unused_imports(_chosen(argv))
     parser, mains = build_parser(argv)
     args = parser.parse_args(argv)
     setup_logging(args.log_level, args.log_format)

@@ -24,13 +24,23 @@ def test_the_operator_process_loads_no_client_library():
     """kopf would import kubernetes and kubernetes_asyncio (~45 MB); `datajobs run` keeps them out."""
     code = (
         "import sys\n"
-        "from datajobs.cli import build_parser\n"
+        "from datajobs.cli import build_parser, keep_out_unused_imports\n"
+        "keep_out_unused_imports('run')\n"
         "build_parser(['run'])\n"
         "import datajobs.controller.handlers\n"
         "loaded = sorted(m for m, v in sys.modules.items()\n"
         "                if v is not None and m.split('.')[0] in ('kubernetes', 'kubernetes_asyncio'))\n"
         "assert 'kopf' in sys.modules and not loaded, loaded\n"
     )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_building_the_parser_leaves_the_callers_imports_alone():
+    """Only `main()` keeps client libraries out; building the parser in-process leaves imports alone."""
+    code = "from datajobs.cli import build_parser\nbuild_parser(['run'])\nimport kubernetes_asyncio.client\n"
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
