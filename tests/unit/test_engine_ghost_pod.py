@@ -15,12 +15,13 @@ class FakeIO:
     def __init__(self, pod_exists: bool) -> None:
         self.pod_exists = pod_exists
         self.gets = 0
+        self.pod: dict = {}
 
     async def get_pod(self, namespace: str, name: str) -> dict:
         self.gets += 1
         if not self.pod_exists:
             raise Gone(404, "Not Found")
-        return {}
+        return self.pod
 
 
 def engine_with_stopped_pod(io: FakeIO, stopped_ago: float) -> Engine:
@@ -35,6 +36,7 @@ def engine_with_stopped_pod(io: FakeIO, stopped_ago: float) -> Engine:
         }
     }
     engine.store.put_pod(pod)
+    io.pod = pod
     engine._stop_requested["p1"] = time.monotonic() - stopped_ago
     return engine
 

@@ -214,18 +214,24 @@ class Engine:
         for pod in list(self._unconfirmed_pods.values()):
             if pod["metadata"]["uid"] not in self._unconfirmed_pods:
                 continue  # an event came while we were asking about another pod
-            meta = pod["metadata"]
-            try:
-                fresh = await self.io.get_pod(meta["namespace"], meta["name"])
-            except Gone:
-                log.info(
-                    "worker pod %s/%s was deleted before our watch began", meta["namespace"], meta["name"]
-                )
-                self.pod_event("DELETED", pod)
-                continue
-            if fresh["metadata"]["uid"] != meta["uid"]:
-                self.pod_event("DELETED", pod)  # deleted, and a pod of the same name made since
+            await self._recheck_pod(pod)
+
+    async def _recheck_pod(self, pod: dict[str, Any]) -> bool:
+        """Ask the API server about a pod whose watch event may never come; True when it is gone (and
+        dropped, its job reconciled), False when it still exists (our view refreshed)."""
+        meta = pod["metadata"]
+        try:
+            fresh = await self.io.get_pod(meta["namespace"], meta["name"])
+        except Gone:
+            log.info("worker pod %s/%s is gone without a watch event", meta["namespace"], meta["name"])
+            self.pod_event("DELETED", pod)
+            return True
+        if fresh["metadata"]["uid"] != meta["uid"]:  # deleted, and a pod of the same name made since
+            self.pod_event("DELETED", pod)
             self.pod_event(None, fresh)
+            return True
+        self.pod_event(None, fresh)
+        return False
 
     async def _resync(self) -> None:
         while True:
@@ -297,11 +303,7 @@ class Engine:
         if overdue < 0:
             self.work.add_after(uid, -overdue)
             return False
-        try:
-            await self.io.get_pod(pod["metadata"]["namespace"], pod["metadata"]["name"])
-        except Gone:
-            self.pod_event("DELETED", pod)
-            self.work.add(uid)
+        if await self._recheck_pod(pod):
             return True
         self.work.add_after(uid, GONE_CHECK_MARGIN_SECONDS)  # still terminating (e.g. finalizers): look again
         return False
