@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -70,9 +71,14 @@ async def async_wait_for(
         await asyncio.sleep(interval)
 
 
-def kubectl_exe() -> str:
-    """The pinned kubectl, built with the control plane (the system's may be outside the skew policy)."""
+def pinned_tool(name: str) -> Path:
+    """A tool built with the control plane (kubectl, helm), built when absent; fails loudly if it cannot."""
     try:
-        return str(ensure_binaries(["kubectl"])["kubectl"])
+        return ensure_binaries([name])[name]
     except BinariesError as exc:
-        pytest.fail(f"kubectl is unavailable: {exc}", pytrace=False)
+        pytest.fail(f"{name} is unavailable: {exc}", pytrace=False)
+
+
+def kubectl_exe() -> str:
+    """The pinned kubectl (the system's may be outside kubectl's one-minor skew policy)."""
+    return str(pinned_tool("kubectl"))

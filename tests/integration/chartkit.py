@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from datajobs.localcluster.binaries import BinariesError, ensure_binaries
+from helpers import pinned_tool
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART = REPO_ROOT / "charts" / "datajobs-operator"
@@ -77,10 +77,7 @@ def values_args(values: dict[str, Any] | None) -> list[str]:
 
 
 def helm_exe() -> Path:
-    try:
-        return ensure_binaries(["helm"])["helm"]
-    except BinariesError as exc:
-        pytest.fail(f"helm is unavailable: {exc}", pytrace=False)
+    return pinned_tool("helm")
 
 
 @pytest.fixture(scope="session")

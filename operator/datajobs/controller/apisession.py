@@ -84,25 +84,25 @@ class ApiSession:
     ) -> dict[str, Any]:
         """Send one request; the decoded JSON answer, or ApiError with the server's status."""
         data = None if body is None else json.dumps(body).encode()
-        for attempt in (1, 2):
-            if self._session is None:
-                self._session = self._connect()
-            async with self._session.request(
-                method,
-                self.server + path,
-                params=params,
-                data=data,
-                headers={"Content-Type": content_type} if data is not None else None,
-            ) as response:
-                payload = await response.read()
-                if response.status == 401 and attempt == 1:
-                    log.info("the API server refused our credentials (401): logging in again")
-                    await self.close()
-                    continue
-                if response.status >= 400:
-                    raise ApiError.of(response.status, response.reason or "", payload)
-                return json.loads(payload) if payload else {}
-        raise AssertionError("unreachable")  # the loop returns or raises
+        status, reason, payload = await self._send(method, path, params, data, content_type)
+        if status == 401:
+            log.info("the API server refused our credentials (401): logging in again")
+            await self.close()
+            status, reason, payload = await self._send(method, path, params, data, content_type)
+        if status >= 400:
+            raise ApiError.of(status, reason, payload)
+        return json.loads(payload) if payload else {}
+
+    async def _send(
+        self, method: str, path: str, params: dict[str, Any] | None, data: bytes | None, content_type: str
+    ) -> tuple[int, str, bytes]:
+        if self._session is None:
+            self._session = self._connect()
+        headers = {"Content-Type": content_type} if data is not None else None
+        async with self._session.request(
+            method, self.server + path, params=params, data=data, headers=headers
+        ) as response:
+            return response.status, response.reason or "", await response.read()
 
     async def close(self) -> None:
         if self._session is not None:
