@@ -14,6 +14,9 @@ class OperatorConfig:
     max_running_per_namespace: int | None = None  # optional cap per kind and namespace
     worker_image: str = "datajobs-operator:0.1.0"
     worker_service_account: str | None = None
+    worker_image_pull_policy: str = "IfNotPresent"
+    worker_node_selector: tuple[tuple[str, str], ...] = ()
+    worker_tolerations: tuple[tuple[str, str, str], ...] = ()
     state_namespace: str = "datajobs-system"  # where the executionId counter ConfigMap lives
     reconcile_workers: int = 8
     resync_seconds: float = 300.0

@@ -62,7 +62,11 @@ class Engine:
         }
         self.ids = ExecutionIds(io, config.state_namespace)
         self.defaults = WorkerDefaults(
-            image=config.worker_image, service_account=config.worker_service_account
+            image=config.worker_image,
+            image_pull_policy=config.worker_image_pull_policy,
+            service_account=config.worker_service_account,
+            node_selector=config.worker_node_selector,
+            tolerations=config.worker_tolerations,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._side_tasks: set[asyncio.Task[None]] = set()

@@ -22,7 +22,10 @@ from datajobs.core.conditions import (
 from datajobs.core.shapes import SHAPES, MalformedReport, StatusShape
 from datajobs.models import TERMINAL_STATUSES, JobStatus
 
-IMMEDIATE_GRACE_SECONDS = 1  # not 0: a zero grace is a force delete, the pod would vanish while running
+IMMEDIATE_GRACE_SECONDS = 5
+"""Grace of an immediate stop. Not 0 (a force delete: the pod would vanish while it runs) and not 1: the
+worker needs up to 1.5 s after SIGTERM (read its pod, cancel the statement, write the report naming what
+it left disabled), and the kubelet kills it at the grace. A prompt worker is gone long before this ends."""
 DEFAULT_GRACE_SECONDS = 30
 
 
