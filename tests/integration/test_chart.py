@@ -292,6 +292,38 @@ def test_values_are_passed_through(helm_offline: Helm) -> None:
     assert not [d for d in docs if d["metadata"]["name"].endswith("-worker")]
 
 
+def test_worker_placement_and_pull_policy_reach_the_operator_flags(helm_offline: Helm) -> None:
+    """worker.nodeSelector/tolerations/imagePullPolicy become flags the operator's own parser accepts."""
+    docs = helm_offline.template(
+        {
+            "image": {"pullPolicy": "Never"},
+            "worker": {
+                "nodeSelector": {"datajobs.io/node": "real", "zone": "a"},
+                "tolerations": [
+                    {"key": "datajobs.io/node", "operator": "Equal", "value": "real", "effect": "NoSchedule"},
+                    {"key": "dedicated", "operator": "Exists", "effect": "NoExecute"},
+                ],
+            },
+        },
+        namespace=NS,
+        release="dj",
+    )
+    op = parse(container(find(docs, "Deployment", "dj-datajobs-operator"))["args"])
+    assert op.worker_image_pull_policy == "Never"  # follows image.pullPolicy unless worker.imagePullPolicy
+    assert sorted(op.worker_node_selector) == [("datajobs.io/node", "real"), ("zone", "a")]
+    assert op.worker_toleration == [("datajobs.io/node", "real", "NoSchedule"), ("dedicated", "", "NoExecute")]
+    default = parse(container(find(helm_offline.template(release="dj"), "Deployment", "dj-datajobs-operator"))["args"])
+    assert (default.worker_image_pull_policy, default.worker_node_selector, default.worker_toleration) == (
+        "IfNotPresent",
+        [],
+        [],
+    )
+    own = helm_offline.template({"worker": {"imagePullPolicy": "Always"}}, release="dj")
+    assert parse(container(find(own, "Deployment", "dj-datajobs-operator"))["args"]).worker_image_pull_policy == (
+        "Always"
+    )
+
+
 @pytest.mark.parametrize(
     ("values", "complaint"),
     [
@@ -316,6 +348,8 @@ def test_values_are_passed_through(helm_offline: Helm) -> None:
         ({"log": {"level": "TRACE"}}, "/log/level"),
         ({"serviceMonitor": {"interval": "often"}}, "/serviceMonitor/interval"),
         ({"adapter": {"port": 70000}}, "/adapter/port"),
+        ({"worker": {"tolerations": [{"key": "k", "effect": "Sometimes"}]}}, "/worker/tolerations/0/effect"),
+        ({"worker": {"nodeSelector": {"zone": 1}}}, "/worker/nodeSelector/zone"),
     ],
 )
 def test_values_that_violate_the_schema_fail_helm_template(
