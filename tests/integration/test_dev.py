@@ -25,10 +25,24 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+FAKE = ("--node", "fake")
+"""This file tests the fallback (kwok nodes, operator and adapter as processes); tests/node/test_dev_node.py
+the real node."""
+
+
+def ready_fields(line: str) -> dict[str, str]:
+    """`ready: k=v k=v ... node=fake (reason)` -> {k: v}, with the reason under "reason"."""
+    head, _, reason = line.removeprefix("ready:").partition(" (")
+    fields = dict(part.split("=", 1) for part in head.split())
+    if reason:
+        fields["reason"] = reason.removesuffix(")")
+    return fields
+
+
 class Dev:
     """One `datajobs dev` process with its stdout/stderr in files."""
 
-    def __init__(self, directory: Path, port: int, logs: Path, name: str) -> None:
+    def __init__(self, directory: Path, port: int, logs: Path, name: str, extra: tuple[str, ...] = FAKE) -> None:
         self.out, self.err = logs / f"{name}.out", logs / f"{name}.err"
         with self.out.open("wb") as out, self.err.open("wb") as err:
             self.proc = subprocess.Popen(
@@ -41,6 +55,7 @@ class Dev:
                     str(directory),
                     "--adapter-port",
                     str(port),
+                    *extra,
                 ],
                 stdout=out,
                 stderr=err,
@@ -82,7 +97,8 @@ def test_dev_gets_ready_refuses_a_second_instance_and_stops_everything_on_ctrl_c
     first: Dev, dev_dir: Path, tmp_path: Path
 ) -> None:
     line = first.ready_line()
-    fields = dict(part.split("=", 1) for part in line.removeprefix("ready:").split())
+    fields = ready_fields(line)
+    assert (fields["node"], fields["reason"]) == ("fake", "--node fake")
     kubeconfig = dev_dir.resolve() / "kubeconfig"
     assert fields["kubeconfig"] == str(kubeconfig)
     assert fields["adapter"].startswith("http://127.0.0.1:")
