@@ -55,8 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--node",
         choices=("auto", "real", "fake"),
         default="auto",
-        help="real: a kubelet node with the operator, adapter and PostgreSQL in the cluster; fake: kwok nodes "
-        "only, operator and adapter as local processes; auto (default): real where the machine allows it",
+        help="real: a kubelet node running the operator, the adapter and the workers, with PostgreSQL; "
+        "fake: kwok nodes, operator and adapter as local processes; auto (default): real where possible",
     )
 
 

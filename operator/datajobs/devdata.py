@@ -1,4 +1,4 @@
-"""The data `datajobs dev` seeds for the reference workers: an integrity pair with injected differences, a CRM to mask.
+"""What `datajobs dev` seeds for the workers: an integrity pair with injected differences, a CRM to mask.
 
 Pure SQL and row builders plus `seed`, which (re)creates one database, DATABASE, holding (psycopg,
 imported when called; the worker tests reuse the masking schema):
@@ -145,7 +145,9 @@ def create_orders(dsn: str, schema: str, rows: dict[int, Row]) -> None:
     with psycopg.connect(dsn) as conn:
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")  # type: ignore[arg-type]
         conn.execute(ORDERS_TABLE.format(schema=schema))  # type: ignore[arg-type]
-        with conn.cursor().copy(f"COPY {schema}.orders (id, customer, amount, updated_at) FROM STDIN") as copy:  # type: ignore[arg-type]
+        with conn.cursor().copy(
+            f"COPY {schema}.orders (id, customer, amount, updated_at) FROM STDIN"
+        ) as copy:  # type: ignore[arg-type]
             for row in rows.values():
                 copy.write_row(row)
 
@@ -167,7 +169,10 @@ def dsn_for(server_dsn: str, database: str) -> str:
 
 
 def seed(
-    server_dsn: str, customers: int = DEV_CUSTOMERS, orders: int = DEV_CUSTOMER_ORDERS, database: str = DATABASE
+    server_dsn: str,
+    customers: int = DEV_CUSTOMERS,
+    orders: int = DEV_CUSTOMER_ORDERS,
+    database: str = DATABASE,
 ) -> str:
     """(Re)create `database` on the server at `server_dsn`, fill it, and return its DSN."""
     import psycopg

@@ -1,4 +1,4 @@
-"""`datajobs dev` on a real node: PostgreSQL with seeded data, the built image, the chart installed in the cluster.
+"""`datajobs dev` on a real node: a seeded PostgreSQL, the built image, the chart installed in the cluster.
 
 `run()` starts, in order (the slow independent parts in parallel): PostgreSQL from scripts/postgres.sh on
 host 127.0.0.1, seeded by devdata and exposed to pods on the node's address; the control plane with the
@@ -27,7 +27,6 @@ from typing import Any
 import yaml
 
 from datajobs import dev, devdata
-from datajobs.localcluster import nodeconfig
 from datajobs.localcluster.binaries import BinariesError, ensure_binaries
 from datajobs.localcluster.cluster import ClusterError, LocalCluster
 from datajobs.localcluster.crds import apply_crds
@@ -40,6 +39,8 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
 POSTGRES_SCRIPT = REPO / "scripts" / "postgres.sh"
 CHART = REPO / "charts" / "datajobs-operator"
+PLACEMENT_VALUES = CHART / "ci" / "real-node-values.yaml"
+"""Every pod of the release on the real node (nodeSelector + toleration); the README's install uses it too."""
 RELEASE, RELEASE_NAMESPACE = "datajobs-operator", "datajobs-system"
 JOBS_NAMESPACE = "default"
 POSTGRES_SECRET = "datajobs-dev-postgres"
@@ -71,7 +72,9 @@ def start_postgres() -> Postgres:
 
 
 def stop_postgres(pg: Postgres) -> None:
-    subprocess.run(["bash", str(POSTGRES_SCRIPT), "stop", str(pg.directory)], capture_output=True, timeout=120)
+    subprocess.run(
+        ["bash", str(POSTGRES_SCRIPT), "stop", str(pg.directory)], capture_output=True, timeout=120
+    )
 
 
 def postgres_watchdog(pg: Postgres) -> int:
@@ -113,7 +116,7 @@ def rules_configmap() -> dict[str, Any]:
 
 
 def keys_secret(keys_document: str) -> dict[str, Any]:
-    """The adapter's keys (adapter.apiKeys.existingSecret): the SHA-256 of `<dir>/api-key`, every namespace."""
+    """The adapter's keys (adapter.apiKeys.existingSecret): the SHA-256 of `<dir>/api-key`, all namespaces."""
     return _secret(KEYS_SECRET, RELEASE_NAMESPACE, {"keys.yaml": keys_document})
 
 
@@ -128,21 +131,15 @@ def _secret(name: str, namespace: str, data: dict[str, str]) -> dict[str, Any]:
 
 
 def chart_values(app_ref: str) -> dict[str, Any]:
-    """The chart's values for the dev cluster: the built image, every pod on the real node, dev's API key."""
+    """The chart's values for the dev cluster (over PLACEMENT_VALUES): the built image, dev's API key."""
     repository, _, tag = app_ref.rpartition(":")
-    placement = nodeconfig.pod_placement()
-    on_node = {"nodeSelector": placement["nodeSelector"], "tolerations": placement["tolerations"]}
     return {
         "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
         "log": {"format": "text"},
         # Probed every second while starting: the ready line waits for both to be Ready.
-        "operator": {**on_node, "startupProbe": {"periodSeconds": 1, "failureThreshold": 300}},
-        "adapter": {
-            **on_node,
-            "apiKeys": {"existingSecret": KEYS_SECRET},
-            "readinessProbe": {"periodSeconds": 1},
-        },
-        "worker": {**on_node, "serviceAccount": {"namespaces": [JOBS_NAMESPACE]}},
+        "operator": {"startupProbe": {"periodSeconds": 1, "failureThreshold": 300}},
+        "adapter": {"apiKeys": {"existingSecret": KEYS_SECRET}, "readinessProbe": {"periodSeconds": 1}},
+        "worker": {"serviceAccount": {"namespaces": [JOBS_NAMESPACE]}},
     }
 
 
@@ -169,7 +166,7 @@ def helm_install(helm: Path, kubeconfig: Path, values_file: Path, home: Path) ->
     env.pop("KUBECONFIG", None)
     argv = [
         str(helm), "upgrade", "--install", RELEASE, str(CHART), "--namespace", RELEASE_NAMESPACE,
-        "--kubeconfig", str(kubeconfig), "--values", str(values_file),
+        "--kubeconfig", str(kubeconfig), "--values", str(PLACEMENT_VALUES), "--values", str(values_file),
     ]  # fmt: skip
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180, check=False)
     if proc.returncode != 0:
@@ -178,7 +175,9 @@ def helm_install(helm: Path, kubeconfig: Path, values_file: Path, home: Path) ->
 
 def deployments_ready(rest: Rest, names: list[str]) -> bool:
     for name in names:
-        status = rest.get(f"/apis/apps/v1/namespaces/{RELEASE_NAMESPACE}/deployments/{name}").get("status") or {}
+        status = (
+            rest.get(f"/apis/apps/v1/namespaces/{RELEASE_NAMESPACE}/deployments/{name}").get("status") or {}
+        )
         if not status.get("readyReplicas"):
             return False
     return True
@@ -189,7 +188,9 @@ def wait(what: str, probe: Any, node: RealNode, cluster: LocalCluster, deadline:
         node.check()
         dead = [c for c in cluster.children if not c.alive()]
         if dead:
-            raise ClusterError(f"{dead[0].name} exited (code {dead[0].popen.returncode}); see {dead[0].log_path}")
+            raise ClusterError(
+                f"{dead[0].name} exited (code {dead[0].popen.returncode}); see {dead[0].log_path}"
+            )
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what}")
         time.sleep(0.3)
@@ -254,10 +255,12 @@ def run(args: argparse.Namespace) -> int:
         helm_install(helm, kubeconfig, values_file, directory / "helm")
         deadline = time.monotonic() + READY_TIMEOUT
         names = [RELEASE, f"{RELEASE}-adapter"]
-        wait("the operator and the adapter Ready", lambda: deployments_ready(cluster.rest, names), node, cluster,
-             deadline)  # fmt: skip
+        ready = lambda: deployments_ready(cluster.rest, names)  # noqa: E731
+        wait("the operator and the adapter Ready", ready, node, cluster, deadline)
         service = cluster.rest.get(f"/api/v1/namespaces/{RELEASE_NAMESPACE}/services/{RELEASE}-adapter")
-        node.expose_to_host(args.adapter_port, (service["spec"]["clusterIP"], service["spec"]["ports"][0]["port"]))
+        node.expose_to_host(
+            args.adapter_port, (service["spec"]["clusterIP"], service["spec"]["ports"][0]["port"])
+        )
         url = f"http://127.0.0.1:{args.adapter_port}"
         wait(f"{url}/readyz", lambda: dev.http_ok(url + "/readyz"), node, cluster, deadline)
         log.info("ready in %.1f s", time.monotonic() - started)
@@ -267,13 +270,15 @@ def run(args: argparse.Namespace) -> int:
             node.check()
             dead = [c for c in cluster.children if not c.alive()]
             if dead:
-                log.error("%s exited (code %s); see %s", dead[0].name, dead[0].popen.returncode, dead[0].log_path)
+                log.error(
+                    "%s exited (code %s); see %s", dead[0].name, dead[0].popen.returncode, dead[0].log_path
+                )
                 return 1
     except KeyboardInterrupt:
         log.info("interrupted: stopping")
         return 0
     except (BinariesError, ClusterError, RealNodeError, ImagesError, ApiError, TimeoutError) as exc:
-        log.error("%s", exc)
+        log.error("%s", exc or type(exc).__name__, exc_info=log.isEnabledFor(logging.DEBUG))
         return 1
     finally:
         ignore_interrupts()

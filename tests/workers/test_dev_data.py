@@ -44,7 +44,9 @@ def test_the_integrity_worker_reports_exactly_the_injected_differences(postgres,
     assert result["mismatched_partitions"], "the injected rows change some daily partitions"
 
 
-def test_the_masking_worker_masks_the_dev_crm_with_the_dev_rules(postgres, run_worker, tmp_path: Path) -> None:
+def test_the_masking_worker_masks_the_dev_crm_with_the_dev_rules(
+    postgres, run_worker, tmp_path: Path
+) -> None:
     dsn = devdata.seed(postgres.dsn, customers=600, orders=300, database=f"dev_{secrets.token_hex(4)}")
     before = trigger_states(dsn)
     assert before == {"customers_readonly": "A", "customers_note_audit": "O"}
@@ -68,7 +70,8 @@ def test_the_masking_worker_masks_the_dev_crm_with_the_dev_rules(postgres, run_w
     with psycopg.connect(dsn) as conn:
         emails = [r[0] for r in conn.execute("SELECT email FROM customers").fetchall()]
         dangling = conn.execute(
-            "SELECT count(*) FROM orders o LEFT JOIN customers c ON c.email = o.customer_email WHERE c.id IS NULL"
+            "SELECT count(*) FROM orders o LEFT JOIN customers c ON c.email = o.customer_email"
+            " WHERE c.id IS NULL"
         ).fetchone()
     assert len(emails) == 600 and not [e for e in emails if re.match(r"^Customer\.\d{7}\.account@", e)]
     assert dangling == (0,), "orders still reference their (masked) customers"
