@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 from collections.abc import Callable
 from typing import TypeVar
 
 import kopf
+from kopf._core.engines.peering import Identity
 from prometheus_client import start_http_server
 
 from datajobs.controller.config import OperatorConfig
@@ -154,6 +156,9 @@ def main(args: argparse.Namespace) -> int:
             clusterwide=not config.namespaces,
             namespaces=list(config.namespaces),
             standalone=True,
+            # kopf would name us after getpass.getuser(), which fails for a uid with no passwd entry (the
+            # image's 65532, any runAsUser): the host name (the pod's name in a pod) and pid instead.
+            identity=Identity(f"{socket.gethostname()}-{os.getpid()}"),
             liveness_endpoint=liveness,
             memo=kopf.Memo(config=config),
             settings=settings,
