@@ -19,10 +19,12 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -146,6 +148,21 @@ def chart_values(app_ref: str) -> dict[str, Any]:
 # --- the API calls ----------------------------------------------------------------------------------------
 
 
+T = TypeVar("T")
+
+
+def patiently(call: Callable[[], T], what: str, timeout: float = 120.0) -> T:
+    """An idempotent API call, asked again while the API server times out (as on a loaded machine)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call()
+        except (TimeoutError, urllib.error.URLError) as exc:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what}: the API server did not answer within {timeout:.0f} s") from exc
+            log.info("%s: %s; asking again", what, exc)
+
+
 def put(rest: Rest, obj: dict[str, Any]) -> None:
     """Server-side apply one namespaced core object (Secret, ConfigMap) or a Namespace."""
     kind, meta = obj["kind"], obj["metadata"]
@@ -153,7 +170,7 @@ def put(rest: Rest, obj: dict[str, Any]) -> None:
         path = f"/api/v1/namespaces/{meta['name']}"
     else:
         path = f"/api/v1/namespaces/{meta['namespace']}/{kind.lower()}s/{meta['name']}"
-    rest.apply(path, obj, field_manager="datajobs-dev")
+    patiently(lambda: rest.apply(path, obj, field_manager="datajobs-dev"), f"apply {path}")
 
 
 def helm_install(helm: Path, kubeconfig: Path, values_file: Path, home: Path) -> None:
@@ -183,8 +200,17 @@ def deployments_ready(rest: Rest, names: list[str]) -> bool:
     return True
 
 
-def wait(what: str, probe: Any, node: RealNode, cluster: LocalCluster, deadline: float) -> None:
-    while not probe():
+def _answers(probe: Callable[[], bool]) -> bool:
+    try:
+        return probe()
+    except (TimeoutError, urllib.error.URLError):
+        return False
+
+
+def wait(
+    what: str, probe: Callable[[], bool], node: RealNode, cluster: LocalCluster, deadline: float
+) -> None:
+    while not _answers(probe):
         node.check()
         dead = [c for c in cluster.children if not c.alive()]
         if dead:
@@ -234,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         helm = ensure_binaries(["helm"])["helm"]
         cluster.start()
-        apply_crds(cluster.rest, dev.crd_documents())
+        patiently(lambda: apply_crds(cluster.rest, dev.crd_documents()), "apply the CRDs")
         kubeconfig = directory / "kubeconfig"
         dev.write_private(kubeconfig, cluster.kubeconfig.read_text())
         keys = dev.write_api_key(directory)
@@ -257,7 +283,8 @@ def run(args: argparse.Namespace) -> int:
         names = [RELEASE, f"{RELEASE}-adapter"]
         ready = lambda: deployments_ready(cluster.rest, names)  # noqa: E731
         wait("the operator and the adapter Ready", ready, node, cluster, deadline)
-        service = cluster.rest.get(f"/api/v1/namespaces/{RELEASE_NAMESPACE}/services/{RELEASE}-adapter")
+        adapter_service = f"/api/v1/namespaces/{RELEASE_NAMESPACE}/services/{RELEASE}-adapter"
+        service = patiently(lambda: cluster.rest.get(adapter_service), "get the adapter's Service")
         node.expose_to_host(
             args.adapter_port, (service["spec"]["clusterIP"], service["spec"]["ports"][0]["port"])
         )
