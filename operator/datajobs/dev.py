@@ -30,7 +30,7 @@ from datajobs.localcluster.binaries import BinariesError
 from datajobs.localcluster.cluster import ClusterError, LocalCluster
 from datajobs.localcluster.crds import apply_crds, load_crd_files
 from datajobs.localcluster.processes import Child, ignore_interrupts, interrupt_on_sigterm, spawn, stop_all
-from datajobs.localcluster.rest import ApiError
+from datajobs.localcluster.rest import ApiError, Rest
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,12 @@ def crd_documents() -> list[dict[str, Any]]:
     return render_crds()
 
 
+def patient_rest(cluster: LocalCluster) -> Rest:
+    """The admin client with a long timeout: a CRD's server-side apply compiles its validation rules,
+    which on a loaded machine takes longer than the usual 10 s, and an abandoned request starts over."""
+    return Rest(cluster.rest.server, cluster.rest.pki, timeout=120.0)
+
+
 def port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
@@ -214,7 +220,7 @@ def run_fake(args: argparse.Namespace, reason: str) -> int:
     products: list[Child] = []
     try:
         cluster.start()
-        names = apply_crds(cluster.rest, crd_documents())
+        names = apply_crds(patient_rest(cluster), crd_documents())
         log.info("CRDs established: %s", ", ".join(names) or "(none)")
         kubeconfig = directory / "kubeconfig"
         write_private(kubeconfig, cluster.kubeconfig.read_text())

@@ -260,7 +260,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         helm = ensure_binaries(["helm"])["helm"]
         cluster.start()
-        patiently(lambda: apply_crds(cluster.rest, dev.crd_documents()), "apply the CRDs")
+        rest = dev.patient_rest(cluster)
+        patiently(lambda: apply_crds(rest, dev.crd_documents()), "apply the CRDs")
         kubeconfig = directory / "kubeconfig"
         dev.write_private(kubeconfig, cluster.kubeconfig.read_text())
         keys = dev.write_api_key(directory)
@@ -272,10 +273,10 @@ def run(args: argparse.Namespace) -> int:
         dev.write_private(dsn_file, devdata.dsn_for(pg.dsn, devdata.DATABASE) + "\n")
         host, port = node.expose_to_pods(pg.port)
         pod_dsn = f"postgresql://postgres@{host}:{port}/{devdata.DATABASE}"
-        put(cluster.rest, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": RELEASE_NAMESPACE}})
-        put(cluster.rest, connection_secret(pod_dsn, secrets.token_urlsafe(24)))
-        put(cluster.rest, rules_configmap())
-        put(cluster.rest, keys_secret(keys.keys_document.read_text()))
+        put(rest, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": RELEASE_NAMESPACE}})
+        put(rest, connection_secret(pod_dsn, secrets.token_urlsafe(24)))
+        put(rest, rules_configmap())
+        put(rest, keys_secret(keys.keys_document.read_text()))
         values_file = directory / "chart-values.yaml"
         values_file.write_text(yaml.safe_dump(chart_values(built.app_ref), sort_keys=False))
         helm_install(helm, kubeconfig, values_file, directory / "helm")
