@@ -80,7 +80,7 @@ def _build_images(config: pytest.Config) -> None:
 
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.write_line("building or finding the image for the real node (cached by content)", yellow=True)
+        reporter.write_line("building or finding the real node's image (cached by content)", yellow=True)
     try:
         ensure_images()
     except ImagesError as exc:

@@ -274,7 +274,9 @@ def test_accepted_cancel_after_restart_deletes_a_pod_not_yet_deleting(kind):
     # operator crashed before the delete reached the API server: same facts again
     again = decide(facts(kind, status=first.status, pod=pod, cancel=cancel, generation=2))
     assert again.status is None
-    assert [a for a in again.actions if isinstance(a, DeletePod)] == [DeletePod("job-worker", False, 1)]
+    assert [a for a in again.actions if isinstance(a, DeletePod)] == [
+        DeletePod("job-worker", False, IMMEDIATE_GRACE_SECONDS)
+    ]
 
 
 @pytest.mark.parametrize("kind", KINDS)
