@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -41,11 +44,24 @@ def _own_copy(body: kopf.Body) -> dict[str, Any]:
     return raw
 
 
+def in_cluster_server(env: Mapping[str, str]) -> str | None:
+    """The API server as a pod reaches it: `$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`, as client-go
+    does (kopf's own service-account login names `kubernetes.default.svc`, which needs cluster DNS)."""
+    host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")
+    if not host or not port:
+        return None
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
+
 def credentials(config: OperatorConfig, settings: kopf.OperatorSettings) -> kopf.ConnectionInfo | None:
     """An explicit --kubeconfig wins; otherwise the pod's ServiceAccount; otherwise $KUBECONFIG."""
     if config.kubeconfig:
         return kopf.login_with_kubeconfig(settings=settings)
-    return kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(settings=settings)
+    pod = kopf.login_with_service_account(settings=settings)
+    server = in_cluster_server(os.environ)
+    if pod is not None and server is not None:
+        pod = dataclasses.replace(pod, server=server)
+    return pod or kopf.login_with_kubeconfig(settings=settings)
 
 
 @kopf.on.login()
