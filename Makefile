@@ -26,7 +26,9 @@ control-plane: $(STAMP)  ## build (or find) etcd, kube-apiserver, controller-man
 image: $(STAMP)  ## build (or find, cached by content) the pause image and the Dockerfile's image: no Docker, no registry
 	$(PY) -m datajobs.localcluster.images
 
-dev: $(STAMP)  ## run the product on an embedded local cluster (Ctrl-C stops everything)
+dev: $(STAMP)  ## run the product on a local cluster, on a real node where possible (Ctrl-C stops everything)
+	@# as root on Debian: the real node's runtime (containerd, runc, CNI); elsewhere dev uses fake nodes
+	@bash scripts/node.sh install || true
 	$(DATAJOBS) dev
 
 postgres:  ## install PostgreSQL (Debian package) for the reference workers' tests

@@ -66,3 +66,14 @@ def test_the_injected_differences_are_what_the_destination_holds() -> None:
     assert changed == set(devdata.STALE) | set(devdata.INCORRECT)
     assert all(destination[i][3] < source[i][3] for i in devdata.STALE)
     assert all(destination[i][3] == source[i][3] for i in devdata.INCORRECT)
+
+
+def test_a_forwarder_inside_the_namespace_may_dial_its_addresses_and_service_ips_only() -> None:
+    from datajobs.localcluster.cluster import SERVICE_CIDR
+    from datajobs.localcluster.netns import SERVICE_NETWORK, dialable_in_namespace
+
+    assert SERVICE_CIDR == str(SERVICE_NETWORK)
+    assert dialable_in_namespace("10.0.0.214") and dialable_in_namespace("198.18.1.2")
+    assert dialable_in_namespace("127.0.0.1")
+    assert not dialable_in_namespace("10.0.1.1") and not dialable_in_namespace("8.8.8.8")
+    assert not dialable_in_namespace("datajobs-node")

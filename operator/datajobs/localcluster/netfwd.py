@@ -21,7 +21,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from datajobs.localcluster.netns import NamespaceSockets, inside_namespace
+from datajobs.localcluster.netns import NamespaceSockets, dialable_in_namespace
 
 log = logging.getLogger("datajobs.netfwd")
 Dial = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
@@ -80,7 +80,7 @@ class Forwarder:
         return await asyncio.open_connection(host, port)
 
     async def dial_namespace(self, host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        if not inside_namespace(host):
+        if not dialable_in_namespace(host):
             raise PermissionError(f"refusing to dial {host}: not inside the node's namespace")
         sock = await asyncio.get_running_loop().run_in_executor(None, self.ns.tcp)
         sock.setblocking(False)
