@@ -35,7 +35,7 @@ def setup() -> None:
     _run("ip", "link", "set", BRIDGE, "up")
     # Service ClusterIPs from the namespace itself (e.g. a forwarder to the adapter's Service): a route lets
     # the connect through to kube-proxy's DNAT; without one it fails at once (network unreachable).
-    _run("ip", "route", "add", str(SERVICE_NETWORK), "dev", BRIDGE, "src", NODE_IP)
+    _run("ip", "route", "add", str(SERVICE_NETWORK), "dev", BRIDGE)
     for key, value in (
         ("net/ipv4/ip_forward", "1"),
         ("net/ipv4/conf/all/route_localnet", "1"),
