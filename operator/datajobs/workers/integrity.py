@@ -1,19 +1,23 @@
 """The reference integrity worker: compares each model's destination table with its source table.
 
-Per model, inside one REPEATABLE READ snapshot on each side: (1) per-time-bucket row counts and hashes
-over the last-modified column, computed by the databases (GROUP BY), compared bucket by bucket into
-`mismatched_partitions`; (2) both tables streamed in primary-key order through server-side cursors,
-`fetchmany` batches at a time, and merge-joined by key, each sampled key landing in exactly one of
-ok / stale / missing / incorrect / orphaned / pending. Memory stays bounded by the batch size."""
+Per model, inside one REPEATABLE READ snapshot on each side, the databases do the per-row work: (1) one
+scan per side (both sides at once) yields per-time-bucket row counts and hash sums over the last-modified
+column, compared bucket by bucket into `mismatched_partitions`, and per-key-bucket counts and hash sums
+(segments.py); (2) only the key buckets that differ are refined, then streamed in primary-key order
+through server-side cursors and merge-joined by key, each sampled key landing in exactly one of
+ok / stale / missing / incorrect / orphaned / pending. Rows in agreeing buckets are counted as compared and
+never leave the database. Memory stays bounded by the batch size and the bucket count."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from datajobs.models import DataIntegrityResultResource, MismatchedPartition
+from datajobs.workers import segments
 from datajobs.workers.catalog import Table, find_table
 from datajobs.workers.progress import ProgressReporter
 from datajobs.workers.protocol import (
@@ -35,6 +40,7 @@ from datajobs.workers.protocol import (
     require,
     write_termination_message,
 )
+from datajobs.workers.segments import Difference
 from datajobs.workers.stopping import Stopped, StopRequest, StopWatcher
 
 log = logging.getLogger(__name__)
@@ -174,7 +180,7 @@ class Side:
 
 @dataclass
 class ModelCheck:
-    """Everything needed to check one model on both sides."""
+    """Everything needed to check one model on both sides, and the statements that do it."""
 
     plan: ModelPlan
     key: tuple[str, ...]
@@ -182,41 +188,63 @@ class ModelCheck:
     source: Side
     destination: Side
     rate: float
-
-    def _row_text(self) -> sql.Composable:
-        return sql.SQL("ROW({})::text").format(sql.SQL(", ").join(sql.Identifier(c) for c in self.columns))
+    typed: bool  # rows compared by their columns' type hashes (segments.row_hash)
+    key_typed: bool  # keys bucketed by their columns' type hashes
 
     def _lm(self) -> sql.Composable:
         return sql.SQL("extract(epoch FROM {})::float8").format(sql.Identifier(self.plan.last_modified))
 
-    def partitions_query(self, side: Side) -> sql.Composed:
-        width = sql.Literal(self.plan.partition_seconds)
-        return sql.SQL(
-            "SELECT coalesce(floor({lm} / {w})::bigint, {null}) AS bucket, count(*),"
-            " coalesce(sum(('x' || left(md5({row}), 15))::bit(60)::bigint), 0)"
-            " FROM {t} WHERE {where} GROUP BY 1"
-        ).format(
-            lm=self._lm(),
-            w=width,
-            null=sql.Literal(NULL_PARTITION),
-            row=self._row_text(),
-            t=side.target,
-            where=side.where,
+    def _h(self) -> sql.Composable:
+        return segments.row_hash(self.columns, self.typed)
+
+    def _kh(self) -> sql.Composable:
+        return segments.row_hash(self.key, self.key_typed)
+
+    def _pb(self) -> sql.Composable:
+        return sql.SQL("coalesce(floor({} / {})::bigint, {})").format(
+            self._lm(), sql.Literal(self.plan.partition_seconds), sql.Literal(NULL_PARTITION)
         )
 
-    def rows_query(self, side: Side) -> sql.Composed:
+    def totals_query(self, side: Side) -> sql.Composed:
+        """Rows and the XOR of their hashes: equal on both sides means the tables agree."""
+        return sql.SQL("SELECT count(*), coalesce(bit_xor({h}), 0) FROM {t} WHERE {where}").format(
+            h=self._h(), t=side.target, where=side.where
+        )
+
+    def buckets_query(self, side: Side, bits: int, within: int | None) -> sql.Composed:
+        """Rows and hash XOR per key bucket (of `bits` bits), in bucket order; with `within`, only of the
+        rows whose bucket of `within` bits is set in %(buckets)s."""
+        dirty = sql.SQL(" AND {}").format(segments.in_buckets(self._kh(), within)) if within else sql.SQL("")
+        # OFFSET 0 keeps the planner from estimating one group per key (it would sort instead of hashing)
+        return sql.SQL(
+            "SELECT kb, count(*), coalesce(bit_xor(h), 0) FROM ("
+            "SELECT {kb} AS kb, {h} AS h FROM {t} WHERE {where}{dirty} OFFSET 0) AS r GROUP BY kb ORDER BY kb"
+        ).format(
+            kb=segments.bucket_of(self._kh(), bits), h=self._h(), t=side.target, where=side.where, dirty=dirty
+        )
+
+    def partition_counts_query(self, side: Side) -> sql.Composed:
+        """Rows per last-modified bucket, of the buckets in %(partitions)s."""
+        return sql.SQL(
+            "SELECT pb, count(*) FROM (SELECT {pb} AS pb FROM {t} WHERE {where} OFFSET 0) AS r"
+            " WHERE pb = ANY(%(partitions)s::bigint[]) GROUP BY pb"
+        ).format(pb=self._pb(), t=side.target, where=side.where)
+
+    def rows_query(self, side: Side, bits: int) -> sql.Composed:
+        """Key, last-modified and row hash of the rows in the buckets set in %(buckets)s, in key order."""
         order = []
         for name in self.key:
             ident = sql.Identifier(name)
             order.append(
                 sql.SQL('{} COLLATE "C"').format(ident) if side.table.columns[name].category == "S" else ident
             )
-        return sql.SQL("SELECT {key}, {lm}, md5({row}) FROM {t} WHERE {where} ORDER BY {order}").format(
+        return sql.SQL("SELECT {key}, {lm}, {h} FROM {t} WHERE {where} AND {dirty} ORDER BY {order}").format(
             key=sql.SQL(", ").join(sql.Identifier(k) for k in self.key),
             lm=self._lm(),
-            row=self._row_text(),
+            h=self._h(),
             t=side.target,
             where=side.where,
+            dirty=segments.in_buckets(self._kh(), bits),
             order=sql.SQL(", ").join(order),
         )
 
@@ -243,6 +271,12 @@ def plan_check(src: psycopg.Connection, dst: psycopg.Connection, plan: ModelPlan
         if needed not in common:
             raise ModelError(f"column {needed} is not in both tables (or is excluded)")
     columns = sorted(common)
+    typed = all(
+        segments.typed_hash_ok(source.columns[c].type_sql, destination.columns[c].type_sql) for c in columns
+    )
+    key_typed = all(
+        segments.typed_hash_ok(source.columns[c].type_sql, destination.columns[c].type_sql) for c in key
+    )
     where: sql.Composable = sql.SQL("TRUE")
     params: dict[str, Any] = {}
     if plan.sample_ids is not None:
@@ -256,7 +290,9 @@ def plan_check(src: psycopg.Connection, dst: psycopg.Connection, plan: ModelPlan
         target = sql.SQL("{}.{}").format(sql.Identifier(table.schema), sql.Identifier(table.name))
         return Side(conn, table, target, where, params)
 
-    return ModelCheck(plan, key, columns, make_side(src, source), make_side(dst, destination), rate)
+    return ModelCheck(
+        plan, key, columns, make_side(src, source), make_side(dst, destination), rate, typed, key_typed
+    )
 
 
 def _newer(lm: float | None, mark: float | None) -> bool:
@@ -281,6 +317,7 @@ class IntegrityWorker:
     rows_seen: int = 0
     _report_lock: threading.Lock = field(default_factory=threading.Lock)
     _reported: bool = False
+    _pool: ThreadPoolExecutor | None = None
 
     def __post_init__(self) -> None:
         self.watcher.on_interrupt(self._interrupt)
@@ -311,6 +348,8 @@ class IntegrityWorker:
                 conn.execute("SET TimeZone = 'UTC'")
                 conn.execute("SET default_transaction_isolation = 'repeatable read'")
                 conn.execute("SET default_transaction_read_only = on")
+                conn.execute("SET jit = off")  # compiling costs more than it saves for these scans
+                conn.execute("SET work_mem = '64MB'")  # the bucket sums hash-aggregate in memory
                 conn.commit()
                 self.connections.append(conn)
             src, dst = self.connections
@@ -322,6 +361,8 @@ class IntegrityWorker:
         except Stopped:
             return self._finish(EXIT_STOPPED, self._report(None, self.watcher.request))
         finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
             for conn in self.connections:
                 conn.close()
         errors = sum(1 for r in self.results if r.error_message)
@@ -353,8 +394,7 @@ class IntegrityWorker:
         started = time.monotonic()
         try:
             check = plan_check(src, dst, plan, self.config.sampling_rate)
-            partitions = self._partitions(check)
-            tally, absent = self._compare(check)
+            partitions, tally, absent = self._check_rows(check)
         except ModelError as exc:
             self._rollback()
             log.error("model %s: %s", plan.name, exc)
@@ -404,33 +444,108 @@ class IntegrityWorker:
             except psycopg.Error as exc:
                 log.warning("rollback failed: %s", exc)
 
-    def _partitions(self, check: ModelCheck) -> list[MismatchedPartition]:
-        width = check.plan.partition_seconds
-        sums = []
-        for side in (check.source, check.destination):
-            rows = side.conn.execute(check.partitions_query(side), side.params).fetchall()
-            sums.append({int(b): (int(n), int(h)) for b, n, h in rows})
-        source, destination = sums
-        mismatched = []
-        for bucket in sorted(source.keys() | destination.keys()):
-            s, d = source.get(bucket, (0, 0)), destination.get(bucket, (0, 0))
-            if s != d:
-                lower, upper = (0, 0) if bucket == NULL_PARTITION else (bucket * width, (bucket + 1) * width)
-                mismatched.append(
-                    MismatchedPartition(
-                        source_row_count=s[0],
-                        destination_row_count=d[0],
-                        last_modified_lower_bound_epoch=lower,
-                        last_modified_upper_bound_epoch=upper,
-                    )
-                )
-        return mismatched
+    def _both(self, check: ModelCheck, query: Callable[[Side], Any]) -> tuple[Any, Any]:
+        """`query(side)` on both sides at once (each database scans while the other does)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="integrity")
+        futures = [self._pool.submit(query, side) for side in (check.source, check.destination)]
+        return futures[0].result(), futures[1].result()
 
-    def _stream(self, check: ModelCheck, side: Side, name: str) -> Iterator[tuple[Any, ...]]:
+    def _check_rows(self, check: ModelCheck) -> tuple[list[MismatchedPartition], Tally, int]:
+        """Partitions and per-row counts: whole-table sums, then bucket sums, then only differing rows."""
+
+        def totals(side: Side) -> tuple[int, int]:
+            row = side.conn.execute(check.totals_query(side), side.params).fetchone()
+            return (int(row[0]), int(row[1])) if row else (0, 0)
+
+        source, destination = self._both(check, totals)
+        self.watcher.check()
+        tally = Tally()
+        partitions: list[MismatchedPartition] = []
+        if source == destination:  # the same rows on both sides (up to a 2^-64 chance)
+            tally.compared = source[0]
+        else:
+            difference = self._buckets(check, segments.first_bits(max(source[0], destination[0])), None)
+            tally.compared = difference.agreeing_rows
+            while difference.dirty and difference.worth_refining():
+                difference = self._buckets(check, difference.bits + segments.REFINE_BITS, difference)
+                tally.compared += difference.agreeing_rows
+            if difference.dirty:
+                partitions = self._partitions(check, *self._compare(check, difference, tally))
+        absent = 0
+        if check.plan.sample_ids is not None:
+            absent = len(set(check.plan.sample_ids)) - tally.compared
+        return partitions, tally, max(absent, 0)
+
+    def _buckets(self, check: ModelCheck, bits: int, within: Difference | None) -> Difference:
+        """Per-bucket sums on both sides (of the rows in `within`'s differing buckets), compared."""
+        size = self.config.batch_size
+        params = {"buckets": bytes(within.buckets)} if within else {}
+        if within:
+            self.progress.update(
+                {"log_message": f"checking {self.current}: {within.dirty} key buckets differ, refining"}
+            )
+
+        def open_side(side: Side) -> tuple[psycopg.ServerCursor, list[Any]]:
+            cur = side.conn.cursor(name="datajobs_buckets")
+            cur.itersize = size
+            query = check.buckets_query(side, bits, within.bits if within else None)
+            cur.execute(query, {**side.params, **params})
+            return cur, cur.fetchmany(size)  # the database has aggregated once the first rows are here
+
+        def rows(cur: psycopg.ServerCursor, batch: list[Any]) -> Iterator[tuple[int, int, int]]:
+            while batch:
+                for b, n, h in batch:
+                    yield int(b), int(n), int(h)
+                self.watcher.check()
+                batch = cur.fetchmany(size)
+
+        (src_cur, src_first), (dst_cur, dst_first) = self._both(check, open_side)
+        try:
+            return segments.compare(rows(src_cur, src_first), rows(dst_cur, dst_first), bits)
+        finally:
+            src_cur.close()
+            dst_cur.close()
+
+    def _partitions(
+        self, check: ModelCheck, source: dict[int, list[int]], destination: dict[int, list[int]]
+    ) -> list[MismatchedPartition]:
+        """The last-modified buckets whose rows differ (only rows of differing key buckets can make them
+        differ), with each side's full row count in them."""
+        keys = source.keys() | destination.keys()
+        mismatched = sorted(b for b in keys if source.get(b) != destination.get(b))
+        if not mismatched:
+            return []
+
+        def counts(side: Side) -> dict[int, int]:
+            query = check.partition_counts_query(side)
+            rows = side.conn.execute(query, {**side.params, "partitions": mismatched})
+            return {int(b): int(n) for b, n in rows}
+
+        src_counts, dst_counts = self._both(check, counts)
+        width = check.plan.partition_seconds
+        result = []
+        for bucket in mismatched:
+            lower, upper = (0, 0) if bucket == NULL_PARTITION else (bucket * width, (bucket + 1) * width)
+            result.append(
+                MismatchedPartition(
+                    source_row_count=src_counts.get(bucket, 0),
+                    destination_row_count=dst_counts.get(bucket, 0),
+                    last_modified_lower_bound_epoch=lower,
+                    last_modified_upper_bound_epoch=upper,
+                )
+            )
+        return result
+
+    def _stream(
+        self, check: ModelCheck, side: Side, name: str, buckets: Difference
+    ) -> Iterator[tuple[Any, ...]]:
         size = self.config.batch_size
         with side.conn.cursor(name=name) as cur:
             cur.itersize = size
-            cur.execute(check.rows_query(side), side.params)
+            cur.execute(
+                check.rows_query(side, buckets.bits), {**side.params, "buckets": bytes(buckets.buckets)}
+            )
             previous: tuple[Any, ...] | None = None
             n = len(check.key)
             while True:
@@ -447,17 +562,32 @@ class IntegrityWorker:
                     previous = key
                     yield key, row[n], row[n + 1]
 
-    def _compare(self, check: ModelCheck) -> tuple[Tally, int]:
+    def _compare(
+        self, check: ModelCheck, buckets: Difference, tally: Tally
+    ) -> tuple[dict[int, list[int]], dict[int, list[int]]]:
+        """Merge-join the rows of the differing buckets by key and classify each key; returns each side's
+        rows and hash XOR per last-modified bucket, of these rows."""
         mark_row = check.destination.conn.execute(
             sql.SQL("SELECT max(extract(epoch FROM {})::float8) FROM {}").format(
                 sql.Identifier(check.plan.last_modified), check.destination.target
             )
         ).fetchone()
         high_water = mark_row[0] if mark_row else None
-        tally = Tally()
-        source = self._stream(check, check.source, "datajobs_source")
-        destination = self._stream(check, check.destination, "datajobs_destination")
-        s, d = next(source, None), next(destination, None)
+        width = check.plan.partition_seconds
+        parts: tuple[dict[int, list[int]], dict[int, list[int]]] = ({}, {})
+
+        def take(side: int, stream: Iterator[tuple[Any, ...]]) -> tuple[Any, ...] | None:
+            row = next(stream, None)
+            if row is not None:
+                bucket = NULL_PARTITION if row[1] is None else math.floor(row[1] / width)
+                entry = parts[side].setdefault(bucket, [0, 0])
+                entry[0] += 1
+                entry[1] ^= row[2]
+            return row
+
+        source = self._stream(check, check.source, "datajobs_source", buckets)
+        destination = self._stream(check, check.destination, "datajobs_destination", buckets)
+        s, d = take(0, source), take(1, destination)
         last_progress = time.monotonic()
         while s is not None or d is not None:
             tally.compared += 1
@@ -467,11 +597,11 @@ class IntegrityWorker:
                     tally.pending += 1
                 else:
                     tally.missing += 1
-                s = next(source, None)
+                s = take(0, source)
                 continue
             if s is None or d[0] < s[0]:
                 tally.orphaned += 1
-                d = next(destination, None)
+                d = take(1, destination)
                 continue
             if s[2] != d[2]:
                 if _newer(s[1], high_water):
@@ -480,16 +610,13 @@ class IntegrityWorker:
                     tally.stale += 1
                 else:
                     tally.incorrect += 1
-            s, d = next(source, None), next(destination, None)
+            s, d = take(0, source), take(1, destination)
             if tally.compared % 10000 == 0 and time.monotonic() - last_progress >= 1:
                 last_progress = time.monotonic()
                 self.progress.update(
                     {"log_message": f"checking {self.current}: {tally.compared} rows compared"}
                 )
-        absent = 0
-        if check.plan.sample_ids is not None:
-            absent = len(set(check.plan.sample_ids)) - tally.compared
-        return tally, max(absent, 0)
+        return parts
 
     def _summary(self) -> str:
         unhealthy = [r for r in self.results if not r.is_healthy]
