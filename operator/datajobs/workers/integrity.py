@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import threading
 import time
@@ -53,6 +52,7 @@ DESTINATION_SCHEMA_ENV = "INTEGRITY_DESTINATION_SCHEMA"
 LAST_MODIFIED_ENV = "INTEGRITY_LAST_MODIFIED_COLUMN"
 PARTITION_SECONDS_ENV = "INTEGRITY_PARTITION_SECONDS"
 BATCH_SIZE_ENV = "INTEGRITY_BATCH_SIZE"
+STREAM_ROWS_ENV = "INTEGRITY_STREAM_ROWS"
 
 DEFAULT_LAST_MODIFIED = "updated_at"
 DEFAULT_PARTITION_SECONDS = 86400
@@ -100,6 +100,7 @@ class JobConfig:
     sampling_rate: float
     plans: list[ModelPlan]
     batch_size: int = DEFAULT_BATCH_SIZE
+    stream_rows: int = segments.STREAM_ROWS
 
 
 def _split(name: str, default_schema: str) -> tuple[str, str]:
@@ -139,10 +140,15 @@ def load_config(env: Mapping[str, str]) -> JobConfig:
     try:
         partition_default = int(env.get(PARTITION_SECONDS_ENV) or DEFAULT_PARTITION_SECONDS)
         batch_size = int(env.get(BATCH_SIZE_ENV) or DEFAULT_BATCH_SIZE)
+        stream_rows = int(env.get(STREAM_ROWS_ENV) or segments.STREAM_ROWS)
     except ValueError as exc:
-        raise ConfigError(f"{PARTITION_SECONDS_ENV} and {BATCH_SIZE_ENV} must be integers") from exc
-    if partition_default < 1 or batch_size < 1:
-        raise ConfigError(f"{PARTITION_SECONDS_ENV} and {BATCH_SIZE_ENV} must be positive")
+        raise ConfigError(
+            f"{PARTITION_SECONDS_ENV}, {BATCH_SIZE_ENV} and {STREAM_ROWS_ENV} must be integers"
+        ) from exc
+    if partition_default < 1 or batch_size < 1 or stream_rows < 0:
+        raise ConfigError(
+            f"{PARTITION_SECONDS_ENV} and {BATCH_SIZE_ENV} must be positive, {STREAM_ROWS_ENV} >= 0"
+        )
     source_schema = env.get(SOURCE_SCHEMA_ENV) or "public"
     destination_schema = env.get("DATAJOBS_ORG_SCHEMA") or env.get(DESTINATION_SCHEMA_ENV) or "public"
     plans = []
@@ -160,7 +166,7 @@ def load_config(env: Mapping[str, str]) -> JobConfig:
                 sample_ids=list(ids) if ids else None,
             )
         )
-    return JobConfig(source_dsn, destination_dsn, rate, plans, batch_size)
+    return JobConfig(source_dsn, destination_dsn, rate, plans, batch_size, stream_rows)
 
 
 class ModelError(Exception):
@@ -205,30 +211,26 @@ class ModelCheck:
             self._lm(), sql.Literal(self.plan.partition_seconds), sql.Literal(NULL_PARTITION)
         )
 
-    def totals_query(self, side: Side) -> sql.Composed:
-        """Rows and the XOR of their hashes: equal on both sides means the tables agree."""
-        return sql.SQL("SELECT count(*), coalesce(bit_xor({h}), 0) FROM {t} WHERE {where}").format(
-            h=self._h(), t=side.target, where=side.where
-        )
+    def partitions_query(self, side: Side) -> sql.Composed:
+        """Per last-modified bucket: rows, the XOR of their hashes and the newest last-modified value.
+        Equal buckets on both sides mean the tables agree."""
+        # OFFSET 0 keeps the planner from estimating groups from the column (it would sort, not hash)
+        return sql.SQL(
+            "SELECT pb, count(*), coalesce(bit_xor(h), 0), max(lm) FROM ("
+            "SELECT {pb} AS pb, {h} AS h, {lm} AS lm FROM {t} WHERE {where} OFFSET 0) AS r GROUP BY pb"
+        ).format(pb=self._pb(), h=self._h(), lm=self._lm(), t=side.target, where=side.where)
 
     def buckets_query(self, side: Side, bits: int, within: int | None) -> sql.Composed:
         """Rows and hash XOR per key bucket (of `bits` bits), in bucket order; with `within`, only of the
         rows whose bucket of `within` bits is set in %(buckets)s."""
         dirty = sql.SQL(" AND {}").format(segments.in_buckets(self._kh(), within)) if within else sql.SQL("")
-        # OFFSET 0 keeps the planner from estimating one group per key (it would sort instead of hashing)
+        # OFFSET 0: as in partitions_query
         return sql.SQL(
             "SELECT kb, count(*), coalesce(bit_xor(h), 0) FROM ("
             "SELECT {kb} AS kb, {h} AS h FROM {t} WHERE {where}{dirty} OFFSET 0) AS r GROUP BY kb ORDER BY kb"
         ).format(
             kb=segments.bucket_of(self._kh(), bits), h=self._h(), t=side.target, where=side.where, dirty=dirty
         )
-
-    def partition_counts_query(self, side: Side) -> sql.Composed:
-        """Rows per last-modified bucket, of the buckets in %(partitions)s."""
-        return sql.SQL(
-            "SELECT pb, count(*) FROM (SELECT {pb} AS pb FROM {t} WHERE {where} OFFSET 0) AS r"
-            " WHERE pb = ANY(%(partitions)s::bigint[]) GROUP BY pb"
-        ).format(pb=self._pb(), t=side.target, where=side.where)
 
     def rows_query(self, side: Side, bits: int) -> sql.Composed:
         """Key, last-modified and row hash of the rows in the buckets set in %(buckets)s, in key order."""
@@ -452,36 +454,58 @@ class IntegrityWorker:
         return futures[0].result(), futures[1].result()
 
     def _check_rows(self, check: ModelCheck) -> tuple[list[MismatchedPartition], Tally, int]:
-        """Partitions and per-row counts: whole-table sums, then bucket sums, then only differing rows."""
+        """Partitions and per-row counts: per-partition sums, then key-bucket sums, then differing rows."""
 
-        def totals(side: Side) -> tuple[int, int]:
-            row = side.conn.execute(check.totals_query(side), side.params).fetchone()
-            return (int(row[0]), int(row[1])) if row else (0, 0)
+        def partitions(side: Side) -> tuple[dict[int, tuple[int, int]], float | None]:
+            sums, newest = {}, None
+            for pb, n, h, lm in side.conn.execute(check.partitions_query(side), side.params):
+                sums[int(pb)] = (int(n), int(h))
+                newest = lm if newest is None or (lm is not None and lm > newest) else newest
+            return sums, newest
 
-        source, destination = self._both(check, totals)
+        (source, _), (destination, newest) = self._both(check, partitions)
         self.watcher.check()
+        mismatched = self._mismatched(check, source, destination)
         tally = Tally()
-        partitions: list[MismatchedPartition] = []
-        if source == destination:  # the same rows on both sides (up to a 2^-64 chance)
-            tally.compared = source[0]
+        if not mismatched:  # the same rows on both sides (up to a 2^-64 chance)
+            tally.compared = sum(n for n, _ in source.values())
         else:
-            difference = self._buckets(check, segments.first_bits(max(source[0], destination[0])), None)
+            rows = max(sum(n for n, _ in source.values()), sum(n for n, _ in destination.values()))
+            difference = self._buckets(check, segments.first_bits(rows), None)
             tally.compared = difference.agreeing_rows
-            while difference.dirty and difference.worth_refining():
+            while difference.dirty and difference.worth_refining(self.config.stream_rows):
                 difference = self._buckets(check, difference.bits + segments.REFINE_BITS, difference)
                 tally.compared += difference.agreeing_rows
             if difference.dirty:
-                partitions = self._partitions(check, *self._compare(check, difference, tally))
+                if check.destination.params:  # sampled: the newest row of the whole table counts
+                    newest = self._newest(check)
+                self._compare(check, difference, newest, tally)
         absent = 0
         if check.plan.sample_ids is not None:
             absent = len(set(check.plan.sample_ids)) - tally.compared
-        return partitions, tally, max(absent, 0)
+        return mismatched, tally, max(absent, 0)
+
+    def _newest(self, check: ModelCheck) -> float | None:
+        row = check.destination.conn.execute(
+            sql.SQL("SELECT max(extract(epoch FROM {})::float8) FROM {}").format(
+                sql.Identifier(check.plan.last_modified), check.destination.target
+            )
+        ).fetchone()
+        return row[0] if row else None
 
     def _buckets(self, check: ModelCheck, bits: int, within: Difference | None) -> Difference:
         """Per-bucket sums on both sides (of the rows in `within`'s differing buckets), compared."""
         size = self.config.batch_size
         params = {"buckets": bytes(within.buckets)} if within else {}
         if within:
+            log.info(
+                "model %s: %d of %d key buckets differ (%d rows), refining to %d buckets",
+                check.plan.name,
+                within.dirty,
+                1 << within.bits,
+                within.rows,
+                1 << bits,
+            )
             self.progress.update(
                 {"log_message": f"checking {self.current}: {within.dirty} key buckets differ, refining"}
             )
@@ -507,35 +531,25 @@ class IntegrityWorker:
             src_cur.close()
             dst_cur.close()
 
-    def _partitions(
-        self, check: ModelCheck, source: dict[int, list[int]], destination: dict[int, list[int]]
+    @staticmethod
+    def _mismatched(
+        check: ModelCheck, source: dict[int, tuple[int, int]], destination: dict[int, tuple[int, int]]
     ) -> list[MismatchedPartition]:
-        """The last-modified buckets whose rows differ (only rows of differing key buckets can make them
-        differ), with each side's full row count in them."""
-        keys = source.keys() | destination.keys()
-        mismatched = sorted(b for b in keys if source.get(b) != destination.get(b))
-        if not mismatched:
-            return []
-
-        def counts(side: Side) -> dict[int, int]:
-            query = check.partition_counts_query(side)
-            rows = side.conn.execute(query, {**side.params, "partitions": mismatched})
-            return {int(b): int(n) for b, n in rows}
-
-        src_counts, dst_counts = self._both(check, counts)
         width = check.plan.partition_seconds
-        result = []
-        for bucket in mismatched:
-            lower, upper = (0, 0) if bucket == NULL_PARTITION else (bucket * width, (bucket + 1) * width)
-            result.append(
-                MismatchedPartition(
-                    source_row_count=src_counts.get(bucket, 0),
-                    destination_row_count=dst_counts.get(bucket, 0),
-                    last_modified_lower_bound_epoch=lower,
-                    last_modified_upper_bound_epoch=upper,
+        mismatched = []
+        for bucket in sorted(source.keys() | destination.keys()):
+            s, d = source.get(bucket, (0, 0)), destination.get(bucket, (0, 0))
+            if s != d:
+                lower, upper = (0, 0) if bucket == NULL_PARTITION else (bucket * width, (bucket + 1) * width)
+                mismatched.append(
+                    MismatchedPartition(
+                        source_row_count=s[0],
+                        destination_row_count=d[0],
+                        last_modified_lower_bound_epoch=lower,
+                        last_modified_upper_bound_epoch=upper,
+                    )
                 )
-            )
-        return result
+        return mismatched
 
     def _stream(
         self, check: ModelCheck, side: Side, name: str, buckets: Difference
@@ -563,31 +577,12 @@ class IntegrityWorker:
                     yield key, row[n], row[n + 1]
 
     def _compare(
-        self, check: ModelCheck, buckets: Difference, tally: Tally
-    ) -> tuple[dict[int, list[int]], dict[int, list[int]]]:
-        """Merge-join the rows of the differing buckets by key and classify each key; returns each side's
-        rows and hash XOR per last-modified bucket, of these rows."""
-        mark_row = check.destination.conn.execute(
-            sql.SQL("SELECT max(extract(epoch FROM {})::float8) FROM {}").format(
-                sql.Identifier(check.plan.last_modified), check.destination.target
-            )
-        ).fetchone()
-        high_water = mark_row[0] if mark_row else None
-        width = check.plan.partition_seconds
-        parts: tuple[dict[int, list[int]], dict[int, list[int]]] = ({}, {})
-
-        def take(side: int, stream: Iterator[tuple[Any, ...]]) -> tuple[Any, ...] | None:
-            row = next(stream, None)
-            if row is not None:
-                bucket = NULL_PARTITION if row[1] is None else math.floor(row[1] / width)
-                entry = parts[side].setdefault(bucket, [0, 0])
-                entry[0] += 1
-                entry[1] ^= row[2]
-            return row
-
+        self, check: ModelCheck, buckets: Difference, high_water: float | None, tally: Tally
+    ) -> None:
+        """Merge-join the rows of the differing buckets by key and classify each key."""
         source = self._stream(check, check.source, "datajobs_source", buckets)
         destination = self._stream(check, check.destination, "datajobs_destination", buckets)
-        s, d = take(0, source), take(1, destination)
+        s, d = next(source, None), next(destination, None)
         last_progress = time.monotonic()
         while s is not None or d is not None:
             tally.compared += 1
@@ -597,11 +592,11 @@ class IntegrityWorker:
                     tally.pending += 1
                 else:
                     tally.missing += 1
-                s = take(0, source)
+                s = next(source, None)
                 continue
             if s is None or d[0] < s[0]:
                 tally.orphaned += 1
-                d = take(1, destination)
+                d = next(destination, None)
                 continue
             if s[2] != d[2]:
                 if _newer(s[1], high_water):
@@ -610,13 +605,12 @@ class IntegrityWorker:
                     tally.stale += 1
                 else:
                     tally.incorrect += 1
-            s, d = take(0, source), take(1, destination)
+            s, d = next(source, None), next(destination, None)
             if tally.compared % 10000 == 0 and time.monotonic() - last_progress >= 1:
                 last_progress = time.monotonic()
                 self.progress.update(
                     {"log_message": f"checking {self.current}: {tally.compared} rows compared"}
                 )
-        return parts
 
     def _summary(self) -> str:
         unhealthy = [r for r in self.results if not r.is_healthy]

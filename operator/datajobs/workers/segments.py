@@ -1,12 +1,12 @@
 """Key buckets for the integrity check: which keys' rows may differ, found from per-bucket checksums.
 
-Every row falls in the bucket given by the low bits of a 64-bit hash of its key's text (the same key has
-the same bucket in both databases, whatever the table sizes or key types). Each database computes, per
-bucket, the row count and the sum of its rows' hashes; equal pairs mean equal row sets (up to a 2^-64
-chance per differing row), so only the keys of the buckets that differ need a row-level look. When those
-buckets still hold many rows, they are split by the next bits of the same hash (refined) in the database
-again, so the rows that travel are about the differing ones, not the table. The buckets a query must
-look at travel as a bitmap (`get_bit`, O(1) per row), whatever their number."""
+Every row falls in the bucket given by the low bits of a 64-bit hash of its key (the same key lands in the
+same bucket in both databases, whatever the table sizes). Each database computes, per bucket, the row count
+and the XOR of its rows' hashes; equal pairs mean equal row sets (up to a 2^-64 chance per differing row),
+so only the keys of the buckets that differ need a row-level look. When those buckets still hold many
+rows, they are split by the next bits of the same hash (refined), in the databases again, so the rows that
+travel are about the differing ones, not the table. The buckets a query must look at travel as a bitmap
+(`get_bit`, O(1) per row), whatever their number; the worker keeps only that bitmap and a few counters."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ ROWS_PER_BUCKET = 16  # the first level aims at about this many rows per bucket 
 MIN_BITS, FIRST_MAX_BITS = 4, 16  # … with 16 to 65,536 buckets (the per-bucket sums travel to the worker)
 REFINE_BITS = 6  # a refinement splits each differing bucket in 64
 MAX_BITS = 24  # at most 16.7M buckets: a 2 MiB bitmap
-REFINE_ABOVE_ROWS = 20_000  # refine while the differing buckets hold more rows than this …
+STREAM_ROWS = 20_000  # refine while the differing buckets hold more rows than this (INTEGRITY_STREAM_ROWS) …
 REFINE_ROWS_PER_DIRTY = 4  # … and more than this many per differing bucket …
 REFINE_WHILE_SHARE = 0.8  # … and the last level left at most this share of its rows in differing buckets
 
@@ -102,12 +102,12 @@ class Difference:
         self.dirty += 1
         self.rows += rows
 
-    def worth_refining(self) -> bool:
+    def worth_refining(self, stream_rows: int = STREAM_ROWS) -> bool:
         """Whether splitting the differing buckets is likely to leave far fewer rows to stream: not when
         they hold few rows, or nearly all the rows the level looked at (then most rows differ)."""
         return (
             self.bits + REFINE_BITS <= MAX_BITS
-            and self.rows > REFINE_ABOVE_ROWS
+            and self.rows > stream_rows
             and self.rows > REFINE_ROWS_PER_DIRTY * self.dirty
             and self.rows <= REFINE_WHILE_SHARE * (self.rows + self.agreeing_rows)
         )
