@@ -196,6 +196,17 @@ class ModelCheck:
     rate: float
     typed: bool  # rows compared by their columns' type hashes (segments.row_hash)
     key_typed: bool  # keys bucketed by their columns' type hashes
+    only_partitions: list[int] | None = None  # key buckets look only at rows of these partitions
+
+    def _in_partitions(self) -> sql.Composable:
+        """A differing key has its row on each side in a mismatched partition: the others can be skipped."""
+        if self.only_partitions is None:
+            return sql.SQL("")
+        return sql.SQL(" AND {} = ANY(%(partitions)s::bigint[])").format(self._pb())
+
+    def params(self, side: Side, **extra: Any) -> dict[str, Any]:
+        restrict = {} if self.only_partitions is None else {"partitions": self.only_partitions}
+        return {**side.params, **restrict, **extra}
 
     def _lm(self) -> sql.Composable:
         return sql.SQL("extract(epoch FROM {})::float8").format(sql.Identifier(self.plan.last_modified))
@@ -227,9 +238,15 @@ class ModelCheck:
         # OFFSET 0: as in partitions_query
         return sql.SQL(
             "SELECT kb, count(*), coalesce(bit_xor(h), 0) FROM ("
-            "SELECT {kb} AS kb, {h} AS h FROM {t} WHERE {where}{dirty} OFFSET 0) AS r GROUP BY kb ORDER BY kb"
+            "SELECT {kb} AS kb, {h} AS h FROM {t} WHERE {where}{parts}{dirty} OFFSET 0) AS r"
+            " GROUP BY kb ORDER BY kb"
         ).format(
-            kb=segments.bucket_of(self._kh(), bits), h=self._h(), t=side.target, where=side.where, dirty=dirty
+            kb=segments.bucket_of(self._kh(), bits),
+            h=self._h(),
+            t=side.target,
+            where=side.where,
+            parts=self._in_partitions(),
+            dirty=dirty,
         )
 
     def rows_query(self, side: Side, bits: int) -> sql.Composed:
@@ -240,7 +257,10 @@ class ModelCheck:
             order.append(
                 sql.SQL('{} COLLATE "C"').format(ident) if side.table.columns[name].category == "S" else ident
             )
-        return sql.SQL("SELECT {key}, {lm}, {h} FROM {t} WHERE {where} AND {dirty} ORDER BY {order}").format(
+        return sql.SQL(
+            "SELECT {key}, {lm}, {h} FROM {t} WHERE {where}{parts} AND {dirty} ORDER BY {order}"
+        ).format(
+            parts=self._in_partitions(),
             key=sql.SQL(", ").join(sql.Identifier(k) for k in self.key),
             lm=self._lm(),
             h=self._h(),
@@ -470,9 +490,14 @@ class IntegrityWorker:
         if not mismatched:  # the same rows on both sides (up to a 2^-64 chance)
             tally.compared = sum(n for n, _ in source.values())
         else:
-            rows = max(sum(n for n, _ in source.values()), sum(n for n, _ in destination.values()))
+            buckets = source.keys() | destination.keys()
+            differing = sorted(b for b in buckets if source.get(b) != destination.get(b))
+            if len(differing) < len(buckets):
+                check.only_partitions = differing
+                tally.compared = sum(n for b, (n, _) in source.items() if source[b] == destination.get(b))
+            rows = max(sum(sides.get(b, (0, 0))[0] for b in differing) for sides in (source, destination))
             difference = self._buckets(check, segments.first_bits(rows), None)
-            tally.compared = difference.agreeing_rows
+            tally.compared += difference.agreeing_rows
             while difference.dirty and difference.worth_refining(self.config.stream_rows):
                 difference = self._buckets(check, difference.bits + segments.REFINE_BITS, difference)
                 tally.compared += difference.agreeing_rows
@@ -514,7 +539,7 @@ class IntegrityWorker:
             cur = side.conn.cursor(name="datajobs_buckets")
             cur.itersize = size
             query = check.buckets_query(side, bits, within.bits if within else None)
-            cur.execute(query, {**side.params, **params})
+            cur.execute(query, check.params(side, **params))
             return cur, cur.fetchmany(size)  # the database has aggregated once the first rows are here
 
         def rows(cur: psycopg.ServerCursor, batch: list[Any]) -> Iterator[tuple[int, int, int]]:
@@ -558,7 +583,7 @@ class IntegrityWorker:
         with side.conn.cursor(name=name) as cur:
             cur.itersize = size
             cur.execute(
-                check.rows_query(side, buckets.bits), {**side.params, "buckets": bytes(buckets.buckets)}
+                check.rows_query(side, buckets.bits), check.params(side, buckets=bytes(buckets.buckets))
             )
             previous: tuple[Any, ...] | None = None
             n = len(check.key)
