@@ -257,8 +257,9 @@ class ModelCheck:
             order.append(
                 sql.SQL('{} COLLATE "C"').format(ident) if side.table.columns[name].category == "S" else ident
             )
+        dirty = sql.SQL(" AND {}").format(segments.in_buckets(self._kh(), bits)) if bits else sql.SQL("")
         return sql.SQL(
-            "SELECT {key}, {lm}, {h} FROM {t} WHERE {where}{parts} AND {dirty} ORDER BY {order}"
+            "SELECT {key}, {lm}, {h} FROM {t} WHERE {where}{parts}{dirty} ORDER BY {order}"
         ).format(
             parts=self._in_partitions(),
             key=sql.SQL(", ").join(sql.Identifier(k) for k in self.key),
@@ -266,7 +267,7 @@ class ModelCheck:
             h=self._h(),
             t=side.target,
             where=side.where,
-            dirty=segments.in_buckets(self._kh(), bits),
+            dirty=dirty,
             order=sql.SQL(", ").join(order),
         )
 
@@ -496,8 +497,11 @@ class IntegrityWorker:
                 check.only_partitions = differing
                 tally.compared = sum(n for b, (n, _) in source.items() if source[b] == destination.get(b))
             rows = max(sum(sides.get(b, (0, 0))[0] for b in differing) for sides in (source, destination))
-            difference = self._buckets(check, segments.first_bits(rows), None)
-            tally.compared += difference.agreeing_rows
+            if check.only_partitions is not None and rows <= self.config.stream_rows:
+                difference = segments.everything(rows)  # few rows in the differing partitions: stream all
+            else:
+                difference = self._buckets(check, segments.first_bits(rows), None)
+                tally.compared += difference.agreeing_rows
             while difference.dirty and difference.worth_refining(self.config.stream_rows):
                 difference = self._buckets(check, difference.bits + segments.REFINE_BITS, difference)
                 tally.compared += difference.agreeing_rows
