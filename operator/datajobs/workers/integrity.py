@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -209,7 +209,7 @@ class ModelCheck:
         return {**side.params, **restrict, **extra}
 
     def _lm(self) -> sql.Composable:
-        return sql.SQL("extract(epoch FROM {})::float8").format(sql.Identifier(self.plan.last_modified))
+        return sql.SQL("date_part('epoch', {})").format(sql.Identifier(self.plan.last_modified))
 
     def _h(self) -> sql.Composable:
         return segments.row_hash(self.columns, self.typed)
@@ -373,6 +373,9 @@ class IntegrityWorker:
                 conn.execute("SET default_transaction_read_only = on")
                 conn.execute("SET jit = off")  # compiling costs more than it saves for these scans
                 conn.execute("SET work_mem = '64MB'")  # the bucket sums hash-aggregate in memory
+                # cursors are read to the end: plan them for the whole result (a sort after one scan),
+                # not for their first rows (an index walk that would scan lazily, one side at a time)
+                conn.execute("SET cursor_tuple_fraction = 1.0")
                 conn.commit()
                 self.connections.append(conn)
             src, dst = self.connections
@@ -472,6 +475,7 @@ class IntegrityWorker:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="integrity")
         futures = [self._pool.submit(query, side) for side in (check.source, check.destination)]
+        wait(futures)  # both, even when one fails: no thread may still use a connection afterwards
         return futures[0].result(), futures[1].result()
 
     def _check_rows(self, check: ModelCheck) -> tuple[list[MismatchedPartition], Tally, int]:
@@ -516,7 +520,7 @@ class IntegrityWorker:
 
     def _newest(self, check: ModelCheck) -> float | None:
         row = check.destination.conn.execute(
-            sql.SQL("SELECT max(extract(epoch FROM {})::float8) FROM {}").format(
+            sql.SQL("SELECT max(date_part('epoch', {})) FROM {}").format(
                 sql.Identifier(check.plan.last_modified), check.destination.target
             )
         ).fetchone()
@@ -580,37 +584,60 @@ class IntegrityWorker:
                 )
         return mismatched
 
+    def _open(
+        self, check: ModelCheck, side: Side, buckets: Difference
+    ) -> tuple[psycopg.ServerCursor, list[Any]]:
+        """The rows of the differing buckets, in key order: the cursor and its first batch (by then the
+        database has scanned and sorted)."""
+        cur = side.conn.cursor(name="datajobs_rows")
+        cur.itersize = self.config.batch_size
+        cur.execute(check.rows_query(side, buckets.bits), check.params(side, buckets=bytes(buckets.buckets)))
+        return cur, cur.fetchmany(self.config.batch_size)
+
     def _stream(
-        self, check: ModelCheck, side: Side, name: str, buckets: Difference
+        self, check: ModelCheck, side: Side, cur: psycopg.ServerCursor, batch: list[Any]
     ) -> Iterator[tuple[Any, ...]]:
-        size = self.config.batch_size
-        with side.conn.cursor(name=name) as cur:
-            cur.itersize = size
-            cur.execute(
-                check.rows_query(side, buckets.bits), check.params(side, buckets=bytes(buckets.buckets))
-            )
-            previous: tuple[Any, ...] | None = None
-            n = len(check.key)
-            while True:
-                batch = cur.fetchmany(size)
-                if not batch:
-                    return
-                self.watcher.check()
-                for row in batch:
-                    key = tuple(row[:n])
-                    if previous is not None and not previous < key:
-                        raise ModelError(
-                            f"keys of {side.table.qualified} do not sort consistently ({previous!r}, {key!r})"
-                        )
-                    previous = key
-                    yield key, row[n], row[n + 1]
+        previous: tuple[Any, ...] | None = None
+        n = len(check.key)
+        while batch:
+            for row in batch:
+                key = tuple(row[:n])
+                if previous is not None and not previous < key:
+                    raise ModelError(
+                        f"keys of {side.table.qualified} do not sort consistently ({previous!r}, {key!r})"
+                    )
+                previous = key
+                yield key, row[n], row[n + 1]
+            self.watcher.check()
+            batch = cur.fetchmany(self.config.batch_size)
 
     def _compare(
         self, check: ModelCheck, buckets: Difference, high_water: float | None, tally: Tally
     ) -> None:
         """Merge-join the rows of the differing buckets by key and classify each key."""
-        source = self._stream(check, check.source, "datajobs_source", buckets)
-        destination = self._stream(check, check.destination, "datajobs_destination", buckets)
+        (src_cur, src_first), (dst_cur, dst_first) = self._both(
+            check, lambda side: self._open(check, side, buckets)
+        )
+        try:
+            self._merge(
+                check,
+                self._stream(check, check.source, src_cur, src_first),
+                self._stream(check, check.destination, dst_cur, dst_first),
+                high_water,
+                tally,
+            )
+        finally:
+            src_cur.close()
+            dst_cur.close()
+
+    def _merge(
+        self,
+        check: ModelCheck,
+        source: Iterator[tuple[Any, ...]],
+        destination: Iterator[tuple[Any, ...]],
+        high_water: float | None,
+        tally: Tally,
+    ) -> None:
         s, d = next(source, None), next(destination, None)
         last_progress = time.monotonic()
         while s is not None or d is not None:
