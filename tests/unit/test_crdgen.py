@@ -224,7 +224,11 @@ def test_envelope(info: KindInfo) -> None:
 def test_status_carries_the_vendor_fields_and_standard_conditions(info: KindInfo) -> None:
     status = root_schema(info)["properties"]["status"]
     vendor = structural_schema(info.vendor_model, load)
-    assert set(status["properties"]) == set(vendor["properties"]) | {"observedGeneration", "conditions"}
+    assert set(status["properties"]) == set(vendor["properties"]) | {
+        "observedGeneration",
+        "conditions",
+        "cancelRequestEvaluated",
+    }
     assert status.get("required") == vendor.get("required")
     for name, field in vendor["properties"].items():
         assert status["properties"][name] == field, name

@@ -11,7 +11,8 @@ class OperatorConfig:
     kubeconfig: str | None = None
     namespaces: tuple[str, ...] = ()  # empty: every namespace
     max_running: int = 10  # running jobs per kind
-    max_running_per_namespace: int | None = None  # optional cap per kind and namespace
+    max_running_per_namespace: int | None = None  # cap per kind and namespace; None: half of max_running
+    worker_start_deadline_seconds: float = 300.0  # default for jobs without spec.startDeadlineSeconds
     worker_image: str = "datajobs-operator:0.1.0"
     worker_service_account: str | None = None
     state_namespace: str = "datajobs-system"  # where the executionId counter ConfigMap lives
@@ -21,6 +22,14 @@ class OperatorConfig:
     liveness_port: int | None = 8081
     bind_address: str = "0.0.0.0"
     extra: dict[str, str] = field(default_factory=dict)
+
+
+def namespace_share(max_running: int, per_namespace: int | None) -> int:
+    """Running jobs one namespace may hold per kind: the configured cap (0: no cap), by default half the
+    slots (at least one), so one namespace's jobs can never take every slot from the others."""
+    if per_namespace is None:
+        return max(1, (max_running + 1) // 2)
+    return per_namespace if per_namespace > 0 else max_running
 
 
 def env_default(name: str, default: str | None) -> str | None:

@@ -37,7 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-running-per-namespace",
         type=int,
         default=int(v) if (v := _env("MAX_RUNNING_PER_NAMESPACE")) else None,
-        help="optional cap of running jobs per kind and namespace",
+        help="running jobs per kind one namespace may hold (default: half of --max-running; 0: no cap)",
+    )
+    parser.add_argument(
+        "--worker-start-deadline",
+        type=float,
+        default=float(_env("WORKER_START_DEADLINE", "300") or 300),
+        help="seconds a worker may take to start before its job FAILS (spec.startDeadlineSeconds wins)",
     )
     parser.add_argument(
         "--worker-image",
@@ -85,6 +91,7 @@ def main(args: argparse.Namespace) -> int:
         namespaces=tuple(args.namespace),
         max_running=args.max_running,
         max_running_per_namespace=args.max_running_per_namespace,
+        worker_start_deadline_seconds=args.worker_start_deadline,
         worker_image=args.worker_image,
         worker_service_account=args.worker_service_account,
         state_namespace=args.state_namespace,

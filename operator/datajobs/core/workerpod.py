@@ -15,6 +15,7 @@ LABEL_KIND = f"{GROUP}/kind"
 LABEL_JOB = f"{GROUP}/job"
 LABEL_JOB_UID = f"{GROUP}/job-uid"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+WORKER_POD_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"  # what the operator's pod watch asks the server for
 ANNOTATION_CANCEL_MODE = f"{GROUP}/cancel-mode"
 ANNOTATION_PROGRESS = f"{GROUP}/progress"
 WORKER_CONTAINER = "worker"
@@ -50,7 +51,9 @@ def worker_env(
 ) -> list[dict]:
     """The job's parameters as DATAJOBS_* variables (docs/worker-protocol.md)."""
     params = {
-        k: v for k, v in spec.items() if k not in ("template", "cancelRequested", "connectionSecretName")
+        k: v
+        for k, v in spec.items()
+        if k not in ("template", "cancelRequested", "connectionSecretName", "startDeadlineSeconds")
     }
 
     def text(value: Any) -> str:
