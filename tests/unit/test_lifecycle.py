@@ -21,6 +21,7 @@ from datajobs.core.lifecycle import (
     decide,
     worker_name_taken,
 )
+from datajobs.core.report import encode_report
 from datajobs.core.shapes import GO_ZERO_TIME
 from datajobs.models import DataIntegrityJobResource, Execution, IntegrityJobStatus, MaskingExecutionStatus
 
@@ -512,3 +513,110 @@ def test_a_rejected_cancel_is_not_reopened_by_a_new_generation_only_by_a_new_req
     )
     assert get_condition(accepted.status, CANCEL_REQUEST)["reason"] == "Accepted"
     assert accepted.status["cancelRequestEvaluated"] == new
+
+
+# --- the worker's full report on its result annotation; numbers range-checked; incomplete said plainly -----
+
+
+def integrity_result(model: str, compared: int = 10) -> dict:
+    return {
+        "model_name": model,
+        "is_healthy": True,
+        "error_message": "",
+        "sampling_rate": 1.0,
+        "total_rows_compared": compared,
+        "total_rows_stale": 0,
+        "total_rows_pending": 0,
+        "total_rows_missing": 0,
+        "total_rows_incorrect": 0,
+        "total_rows_orphaned": 0,
+    }
+
+
+def finished_integrity(models: list[str], pod: PodFacts):
+    spec = {**SPECS["IntegrityJob"], "modelIds": models}
+    status = running("IntegrityJob")
+    status["model_ids"] = models
+    job = facts("IntegrityJob", status=status, pod=pod)
+    return decide(replace(job, spec=spec)).status
+
+
+def test_a_thousand_results_come_through_the_result_annotation():
+    models = [f"m{i}" for i in range(1000)]
+    report = {
+        "status": "SUCCEEDED",
+        "log_message": "ok",
+        "data_integrity_results": [integrity_result(m) for m in models],
+    }
+    annotation = encode_report(report)
+    assert annotation.startswith("gzip+base64,") and len(annotation) < 64 * 1024
+    short = json.dumps({"status": "SUCCEEDED", "log_message": "cut", "data_integrity_results": []})
+    pod = PodFacts("job-worker", "Succeeded", exit_code=0, termination_message=short, result=annotation)
+    status = finished_integrity(models, pod)
+    assert status["status"] == "SUCCEEDED" and len(status["data_integrity_results"]) == 1000
+    assert status["log_message"] == "ok"
+
+
+def test_results_cut_to_fit_the_termination_message_are_said_plainly_and_never_succeed():
+    models = [f"m{i}" for i in range(40)]
+    message = json.dumps(
+        {
+            "status": "SUCCEEDED",
+            "log_message": "40 models checked",
+            "data_integrity_results": [integrity_result(m) for m in models[:14]],
+            "data_integrity_resultsTruncated": 26,
+        }
+    )
+    status = finished_integrity(
+        models, PodFacts("job-worker", "Succeeded", exit_code=0, termination_message=message)
+    )
+    assert status["status"] == "WARNING" and len(status["data_integrity_results"]) == 14
+    assert "INCOMPLETE: 26 model result(s) did not fit" in status["log_message"]
+    # without the count, the models without a result are named
+    quiet = json.dumps(
+        {"status": "SUCCEEDED", "log_message": "", "data_integrity_results": [integrity_result("m0")]}
+    )
+    status = finished_integrity(
+        models, PodFacts("job-worker", "Succeeded", exit_code=0, termination_message=quiet)
+    )
+    assert (
+        status["status"] == "WARNING"
+        and "39 of 40 models have no result (first: m1)" in status["log_message"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "report", "why"),
+    [
+        ("MaskingExecution", {"status": "SUCCEEDED", "rowsMasked": 2**63}, "rowsMasked"),
+        ("MaskingExecution", {"status": "SUCCEEDED", "rowsMasked": -1}, "rowsMasked"),
+        (
+            "IntegrityJob",
+            {"data_integrity_results": [integrity_result("m", compared=-5)]},
+            "total_rows_compared",
+        ),
+        (
+            "IntegrityJob",
+            {"data_integrity_results": [{**integrity_result("m"), "sampling_rate": 7.0}]},
+            "sampling_rate",
+        ),
+    ],
+)
+def test_worker_numbers_out_of_range_fail_the_job_as_malformed_before_reaching_the_status(kind, report, why):
+    pod = PodFacts("job-worker", "Succeeded", exit_code=0, termination_message=json.dumps(report))
+    status = decide(facts(kind, status=running(kind), pod=pod)).status
+    assert status["status"] == "FAILED"
+    message = get_condition(status, FINISHED)["message"]
+    assert message.startswith("malformed termination message") and why in message
+
+
+def test_progress_out_of_range_is_left_out():
+    pod = PodFacts("job-worker", "Running", progress=json.dumps({"rowsMasked": 2**64, "rowsTotal": -1}))
+    status = decide(facts("MaskingExecution", status=running("MaskingExecution"), pod=pod)).status
+    assert status["rowsTotal"] == -1 and status.get("rowsMasked") in (None, 0)
+
+
+def test_a_result_annotation_that_does_not_decode_fails_the_job_plainly():
+    pod = PodFacts("job-worker", "Succeeded", exit_code=0, result="gzip+base64,!!!not-base64")
+    status = decide(facts("IntegrityJob", status=running("IntegrityJob"), pod=pod)).status
+    assert status["status"] == "FAILED" and "malformed result annotation" in status["log_message"]

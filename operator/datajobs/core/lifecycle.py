@@ -21,6 +21,7 @@ from datajobs.core.conditions import (
     get_condition,
     set_condition,
 )
+from datajobs.core.report import decode_report
 from datajobs.core.shapes import SHAPES, MalformedReport, StatusShape
 from datajobs.models import TERMINAL_STATUSES, JobStatus
 
@@ -47,6 +48,7 @@ class PodFacts:
     termination_message: str = ""
     termination_reason: str = ""
     progress: str = ""  # the raw datajobs.io/progress annotation
+    result: str = ""  # the raw datajobs.io/result annotation: the full final report, when the worker wrote it
     grace_seconds: int = DEFAULT_GRACE_SECONDS  # the pod's terminationGracePeriodSeconds
     waiting_reason: str = ""  # why the worker is not running yet: ImagePullBackOff, Unschedulable, …
     waiting_message: str = ""
@@ -265,11 +267,10 @@ def _running(
     if pod.phase not in ("Succeeded", "Failed"):
         return
     try:
-        claimed = shape.apply_result(status, pod.termination_message)
+        claimed = shape.apply_result(status, _final_report(pod))
     except MalformedReport as exc:
-        _finish(
-            shape, status, JobStatus.FAILED, f"malformed termination message: {exc}", generation, now, actions
-        )
+        where = "result annotation" if pod.result else "termination message"
+        _finish(shape, status, JobStatus.FAILED, f"malformed {where}: {exc}", generation, now, actions)
         return
     if pod.phase == "Succeeded":
         outcome = JobStatus(claimed) if claimed in ("SUCCEEDED", "WARNING") else JobStatus.SUCCEEDED
@@ -347,6 +348,17 @@ def _condition_reason(text: str) -> str:
     return cleaned[:1024] or "Waiting"
 
 
+def _final_report(pod: PodFacts) -> str:
+    """The worker's final report: its result annotation (complete) if it wrote one, else the termination
+    message (at most 4096 bytes). Raises MalformedReport for an annotation that does not decode."""
+    if not pod.result:
+        return pod.termination_message
+    try:
+        return decode_report(pod.result)
+    except ValueError as exc:
+        raise MalformedReport(str(exc)) from exc
+
+
 def _outcome_message(status: dict[str, Any], shape: StatusShape, outcome: JobStatus, pod: PodFacts) -> str:
     field_name = shape.message_field()
     reported = status.get(field_name, "") if field_name else ""
@@ -366,9 +378,9 @@ def _remember_pod_report(shape: StatusShape, status: dict[str, Any], pod: PodFac
             shape.apply_progress(status, _json_object(pod.progress))
         except MalformedReport:
             pass
-    if pod.phase in ("Succeeded", "Failed") and pod.termination_message:
+    if pod.phase in ("Succeeded", "Failed") and (pod.result or pod.termination_message):
         try:
-            shape.apply_result(status, pod.termination_message)
+            shape.apply_result(status, _final_report(pod))
         except MalformedReport:
             pass
 

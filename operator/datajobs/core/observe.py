@@ -7,6 +7,7 @@ from typing import Any
 from datajobs.core.conditions import CANCELLING, get_condition
 from datajobs.core.lifecycle import DEFAULT_GRACE_SECONDS, PodFacts
 from datajobs.core.queue import Slot, SortKey
+from datajobs.core.report import ANNOTATION_RESULT
 from datajobs.core.workerpod import ANNOTATION_PROGRESS, WORKER_CONTAINER, worker_pod_name
 from datajobs.models import TERMINAL_STATUSES
 
@@ -58,6 +59,7 @@ def pod_facts(pod: dict[str, Any] | None) -> PodFacts | None:
         termination_message=terminated.get("message") or "",
         termination_reason=terminated.get("reason") or "",
         progress=(meta.get("annotations") or {}).get(ANNOTATION_PROGRESS, ""),
+        result=(meta.get("annotations") or {}).get(ANNOTATION_RESULT, ""),
         grace_seconds=int(spec.get("terminationGracePeriodSeconds") or DEFAULT_GRACE_SECONDS),
         waiting_reason=waiting.get("reason") or unschedulable.get("reason") or "",
         waiting_message=waiting.get("message") or unschedulable.get("message") or "",
