@@ -28,6 +28,7 @@ from datajobs.core.lifecycle import (
     Recheck,
     create_retry_seconds,
     decide,
+    status_refused,
     worker_name_taken,
     worker_refused,
     worker_rejected,
@@ -340,7 +341,9 @@ class Engine:
                 facts = replace(facts, deleting=True)  # our delete is in flight; don't send another
         return facts
 
-    async def _write(self, kind: str, body: dict[str, Any], decision: Decision) -> dict[str, Any] | None:
+    async def _write(
+        self, kind: str, body: dict[str, Any], decision: Decision, last_resort: bool = False
+    ) -> dict[str, Any] | None:
         """Write the decided status (if any) at the resourceVersion it was decided on; None if stale."""
         if decision.status is None:
             return body
@@ -362,6 +365,12 @@ class Engine:
             return None
         except Gone:
             self.job_event(kind, "DELETED", body)
+            return None
+        except ApiError as exc:
+            if exc.status not in (400, 422):
+                raise  # the API server busy, …: worth retrying
+            metrics.STATUS_WRITES.labels(kind=kind, result="refused").inc()
+            await self._status_refused(kind, body, exc, last_resort)
             return None
         metrics.STATUS_WRITES.labels(kind=kind, result="ok").inc()
         after = decision.status["status"]
@@ -385,6 +394,28 @@ class Engine:
                 self._observe_cancel_latency(kind, meta["uid"], "cancelled")
         self._observe_job(kind, written)
         return written
+
+    async def _status_refused(
+        self, kind: str, body: dict[str, Any], exc: ApiError, last_resort: bool
+    ) -> None:
+        """The API server refused a status as invalid: retrying the same write would loop forever. Fail
+        the job with the reason instead (its last good status kept); if even that is refused, say so in a
+        Warning Event and the log, and leave the job for a person."""
+        meta = body["metadata"]
+        reason = f"HTTP {exc.status}: {exc.message}"
+        log.error("status of %s/%s refused by the API server: %s", meta["namespace"], meta["name"], reason)
+        facts = JobFacts(kind, meta, body.get("spec") or {}, body.get("status"), None, False, now_rfc3339())
+        if last_resort:  # the FAILED status itself was refused
+            self._emit(
+                body, Emit("StatusWriteRefused", f"the job's status cannot be written: {reason}", True)
+            )
+            return
+        fallback = status_refused(facts, reason)
+        written = await self._write(kind, body, fallback, last_resort=True)
+        if written is not None:
+            for action in fallback.actions:
+                if isinstance(action, Emit):
+                    self._emit(written, action)
 
     async def _create_pod(self, kind: str, body: dict[str, Any], facts: JobFacts) -> None:
         pod = build_worker_pod(kind, body, self.defaults)

@@ -474,3 +474,17 @@ def worker_name_taken(facts: JobFacts, pod_name: str, owner_uid: str | None) -> 
     if status == facts.status:
         return Decision(status=None)
     return Decision(status=status, actions=[Emit("WorkerPodNameTaken", message, warning=True)])
+
+
+def status_refused(facts: JobFacts, reason: str) -> Decision:
+    """The API server refused the status the operator decided (e.g. a number it cannot hold): the job
+    FAILED with the reason, on its last status the server accepted, instead of a write retried forever."""
+    shape = SHAPES[facts.kind]
+    status = copy.deepcopy(facts.status or {})
+    actions: list[Action] = []
+    generation = int(facts.meta.get("generation") or 1)
+    if not status.get("status"):
+        status = shape.initial(facts.meta, facts.spec, facts.now, facts.execution_id)
+    message = f"the API server refused the job's status: {reason}"[:32768]
+    _finish(shape, status, JobStatus.FAILED, message, generation, facts.now, actions)
+    return Decision(status=status, actions=actions)
