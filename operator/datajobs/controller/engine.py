@@ -71,6 +71,8 @@ class Engine:
         self.defaults = WorkerDefaults(
             image=config.worker_image, service_account=config.worker_service_account
         )
+        if config.worker_resources is not None:
+            self.defaults = replace(self.defaults, resources=config.worker_resources)
         self._tasks: list[asyncio.Task[None]] = []
         self._side_tasks: set[asyncio.Task[None]] = set()
         self._events = asyncio.Semaphore(16)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 
 import kopf
 from prometheus_client import start_http_server
 
-from datajobs.controller.config import OperatorConfig
+from datajobs.controller.config import OperatorConfig, parse_resources
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -56,6 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="ServiceAccount of default worker pods",
     )
     parser.add_argument(
+        "--worker-resources",
+        default=_env("WORKER_RESOURCES"),
+        help='requests/limits of default worker containers as JSON, e.g. \'{"requests": {"cpu": "100m"}}\' '
+        "(default: requests cpu 100m, memory 128Mi; limits memory 512Mi)",
+    )
+    parser.add_argument(
         "--state-namespace",
         default=_env("STATE_NAMESPACE", "datajobs-system"),
         help="namespace of the executionId counter ConfigMap (created if missing: no)",
@@ -86,6 +93,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    try:
+        resources = parse_resources(args.worker_resources) if args.worker_resources else None
+    except ValueError as exc:
+        logging.getLogger("datajobs").error("datajobs run: %s", exc)
+        return 2
     config = OperatorConfig(
         kubeconfig=args.kubeconfig,
         namespaces=tuple(args.namespace),
@@ -94,6 +106,7 @@ def main(args: argparse.Namespace) -> int:
         worker_start_deadline_seconds=args.worker_start_deadline,
         worker_image=args.worker_image,
         worker_service_account=args.worker_service_account,
+        worker_resources=resources,
         state_namespace=args.state_namespace,
         reconcile_workers=args.workers,
         metrics_port=args.metrics_port or None,

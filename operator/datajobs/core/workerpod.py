@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from datajobs.models.kinds import GROUP, INTEGRITY_JOB, KINDS, KindInfo
@@ -24,6 +24,12 @@ MASKING_RULES_MOUNT = "/etc/datajobs/masking"
 KIND_BY_NAME: dict[str, KindInfo] = {k.kind: k for k in KINDS}
 
 
+DEFAULT_WORKER_RESOURCES: dict[str, dict[str, str]] = {
+    "requests": {"cpu": "100m", "memory": "128Mi"},
+    "limits": {"memory": "512Mi"},
+}
+
+
 @dataclass(frozen=True)
 class WorkerDefaults:
     """The operator's configured default worker, used when a job has no template."""
@@ -31,6 +37,8 @@ class WorkerDefaults:
     image: str = "datajobs-operator:0.1.0"
     image_pull_policy: str = "IfNotPresent"
     service_account: str | None = None
+    # requests and limits: a quota'd namespace refuses pods without them, and a scheduler cannot place well
+    resources: dict[str, dict[str, str]] = field(default_factory=lambda: dict(DEFAULT_WORKER_RESOURCES))
 
 
 def short_name(name: str, suffix: str = "", limit: int = 63) -> str:
@@ -97,6 +105,7 @@ def default_template(kind: KindInfo, defaults: WorkerDefaults) -> dict[str, Any]
                 "image": defaults.image,
                 "imagePullPolicy": defaults.image_pull_policy,
                 "args": ["worker", kind.worker],
+                "resources": copy.deepcopy(defaults.resources),
                 "securityContext": {
                     "allowPrivilegeEscalation": False,
                     "readOnlyRootFilesystem": True,

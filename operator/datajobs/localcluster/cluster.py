@@ -239,6 +239,8 @@ class LocalCluster:
                 # No ServiceAccount admission: pods in a new namespace need not wait for its `default` SA.
                 # No TaintNodesByCondition: fake nodes never get the not-ready taint (node lifecycle is off).
                 "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
+                # Strict like OpenShift: setting blockOwnerDeletion needs `update` on the owner's finalizers.
+                "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
                 "--endpoint-reconciler-type=none",
                 "--profiling=false",
                 "--max-requests-inflight=1000",
