@@ -128,9 +128,15 @@ def pod_creates(cluster: Any, namespace: str, name: str) -> list[dict[str, Any]]
 def test_a_refused_create_is_shown_retried_with_backoff_and_failed_at_the_deadline(
     cluster: Any, run_operator: Any, jobs: Jobs, namespace: str
 ) -> None:
-    deadline = 20
+    deadline = 30
     jobs.core.create_namespaced_resource_quota(
         namespace, {"metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}}
+    )
+    wait_for(  # until then the quota admission makes a create wait for the quota's first usage count
+        lambda: (jobs.core.read_namespaced_resource_quota("no-pods", namespace).status.hard or {}).get(
+            "pods"
+        ),
+        message="the quota initialised by the controller manager",
     )
     run_operator(max_running=1)
     jobs.create(KIND, "refused", integrity_spec(startDeadlineSeconds=deadline))
