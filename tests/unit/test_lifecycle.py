@@ -287,7 +287,7 @@ def test_accepted_cancel_after_restart_deletes_a_pod_not_yet_deleting(kind):
     again = decide(facts(kind, status=first.status, pod=pod, cancel=cancel, generation=2))
     assert again.status is None
     assert [a for a in again.actions if isinstance(a, DeletePod)] == [
-        DeletePod("job-worker", "pod-uid-1", False, 1)
+        DeletePod("job-worker", "pod-uid-1", False, IMMEDIATE_GRACE_SECONDS)
     ]
 
 
@@ -421,12 +421,14 @@ def test_a_stuck_worker_shows_why_on_its_condition_then_fails_at_the_deadline(ki
     assert (worker["status"], worker["reason"]) == ("False", "StartDeadlineExceeded")
     assert "did not start within 300 s" in worker["message"] and message in worker["message"]
     assert [a for a in late.actions if isinstance(a, DeletePod)] == [
-        DeletePod("job-worker", "pod-1", False, 1)
+        DeletePod("job-worker", "pod-1", False, IMMEDIATE_GRACE_SECONDS)
     ]
     validate_vendor(kind, late.status)
     # the delete was lost (a crash): the failed job still removes its pod, once it sees it
     again = decide(facts(kind, status=late.status, pod=pending(reason, message), now=T_LATE))
-    assert again.status is None and again.actions == [DeletePod("job-worker", "pod-1", False, 1)]
+    assert again.status is None and again.actions == [
+        DeletePod("job-worker", "pod-1", False, IMMEDIATE_GRACE_SECONDS)
+    ]
     deleting = replace(pending(reason, message), deleting=True)
     assert decide(facts(kind, status=late.status, pod=deleting, now=T_LATE)).actions == []
 

@@ -17,6 +17,9 @@ class OperatorConfig:
     worker_image: str = "datajobs-operator:0.1.0"
     worker_service_account: str | None = None
     worker_resources: dict[str, dict[str, str]] | None = None  # None: DEFAULT_WORKER_RESOURCES
+    worker_image_pull_policy: str = "IfNotPresent"
+    worker_node_selector: tuple[tuple[str, str], ...] = ()
+    worker_tolerations: tuple[tuple[str, str, str], ...] = ()
     state_namespace: str = "datajobs-system"  # where the executionId counter ConfigMap lives
     reconcile_workers: int = 8
     resync_seconds: float = 300.0

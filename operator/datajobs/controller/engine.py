@@ -69,7 +69,11 @@ class Engine:
         }
         self.ids = ExecutionIds(io, config.state_namespace)
         self.defaults = WorkerDefaults(
-            image=config.worker_image, service_account=config.worker_service_account
+            image=config.worker_image,
+            image_pull_policy=config.worker_image_pull_policy,
+            service_account=config.worker_service_account,
+            node_selector=config.worker_node_selector,
+            tolerations=config.worker_tolerations,
         )
         if config.worker_resources is not None:
             self.defaults = replace(self.defaults, resources=config.worker_resources)

@@ -6,15 +6,32 @@ import argparse
 import asyncio
 import logging
 import os
+from collections.abc import Callable
+from typing import TypeVar
 
 import kopf
 from prometheus_client import start_http_server
 
 from datajobs.controller.config import OperatorConfig, parse_resources
+from datajobs.core.workerpod import parse_node_selector, parse_toleration
+
+T = TypeVar("T")
 
 
 def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(f"DATAJOBS_{name}", default)
+
+
+def _flag(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """An argparse type from a parser that raises ValueError: the message becomes the usage error."""
+
+    def convert(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+
+    return convert
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,6 +80,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: requests cpu 100m, memory 128Mi; limits memory 512Mi)",
     )
     parser.add_argument(
+        "--worker-image-pull-policy",
+        default=_env("WORKER_IMAGE_PULL_POLICY", "IfNotPresent"),
+        choices=("Always", "IfNotPresent", "Never"),
+        help="imagePullPolicy of default worker pods",
+    )
+    parser.add_argument(
+        "--worker-node-selector",
+        action="append",
+        type=_flag(parse_node_selector),
+        default=[],
+        metavar="KEY=VALUE",
+        help="nodeSelector entry of default worker pods (repeatable)",
+    )
+    parser.add_argument(
+        "--worker-toleration",
+        action="append",
+        type=_flag(parse_toleration),
+        default=[],
+        metavar="KEY[=VALUE]:EFFECT",
+        help="toleration of default worker pods (repeatable)",
+    )
+    parser.add_argument(
         "--state-namespace",
         default=_env("STATE_NAMESPACE", "datajobs-system"),
         help="namespace of the executionId counter ConfigMap (created if missing: no)",
@@ -107,6 +146,9 @@ def main(args: argparse.Namespace) -> int:
         worker_image=args.worker_image,
         worker_service_account=args.worker_service_account,
         worker_resources=resources,
+        worker_image_pull_policy=args.worker_image_pull_policy,
+        worker_node_selector=tuple(args.worker_node_selector),
+        worker_tolerations=tuple(args.worker_toleration),
         state_namespace=args.state_namespace,
         reconcile_workers=args.workers,
         metrics_port=args.metrics_port or None,

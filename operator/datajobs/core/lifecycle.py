@@ -32,7 +32,10 @@ DEFAULT_START_DEADLINE_SECONDS = 300
 # waiting reasons every pod passes through on its way to running: not worth a status write
 ROUTINE_WAITING = frozenset({"", "ContainerCreating", "PodInitializing"})
 START_DEADLINE_EXCEEDED = "StartDeadlineExceeded"
-IMMEDIATE_GRACE_SECONDS = 1  # not 0: a zero grace is a force delete, the pod would vanish while running
+IMMEDIATE_GRACE_SECONDS = 5
+"""Grace of an immediate stop. Not 0 (a force delete: the pod would vanish while it runs) and not 1: the
+worker needs up to 1.5 s after SIGTERM (read its pod, cancel the statement, write the report naming what
+it left disabled), and the kubelet kills it at the grace. A prompt worker is gone long before this ends."""
 DEFAULT_GRACE_SECONDS = 30
 
 
