@@ -276,6 +276,7 @@ class Engine:
             execution_id=execution_id,
             submitted=self._submitted.get(uid),
             start_deadline_seconds=self.config.worker_start_deadline_seconds,
+            gone_pod=pod_facts(self.store.gone_pods.get(uid)),
         )
         if facts.pod is not None and facts.pod.deleting and await self._pod_outlived_its_deletion(uid):
             return  # it is gone: reconcile again on the corrected view
@@ -285,6 +286,8 @@ class Engine:
         if written is None:
             return
         body = written
+        if queue_slot(body) is Slot.NONE:
+            self.store.gone_pods.pop(uid, None)  # finished: the gone worker's report is in the status now
         for action in decision.actions:
             if isinstance(action, CreatePod):
                 if self._create_held_back(uid):

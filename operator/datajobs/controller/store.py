@@ -88,6 +88,8 @@ class Store:
     def __init__(self) -> None:
         self.jobs: dict[str, tuple[str, dict[str, Any]]] = {}
         self.pods: dict[PodKey, dict[str, Any]] = {}
+        self.gone_pods: dict[str, dict[str, Any]] = {}
+        """A deleted worker's last state (its final report), by job uid, until the job has used it."""
         self._deleted_jobs: dict[str, int] = {}
         self._deleted_pods: dict[str, None] = {}  # insertion-ordered, pruned oldest first
 
@@ -109,6 +111,7 @@ class Store:
         self._deleted_jobs[uid] = resource_version(body)
         _prune(self._deleted_jobs)
         self.jobs.pop(uid, None)
+        self.gone_pods.pop(uid, None)
 
     def put_pod(self, body: dict[str, Any]) -> str | None:
         """Store a pod; returns the uid of the job that controls it (None when nothing does), so that
@@ -124,6 +127,8 @@ class Store:
             or current["metadata"]["uid"] != meta["uid"]
             or (resource_version(current) < resource_version(body))
         ):
+            if owner and (current is None or current["metadata"]["uid"] != meta["uid"]):
+                self.gone_pods.pop(owner, None)  # a new pod: the old one's report is history
             self.pods[key] = _slim_pod(body)
         return owner
 
@@ -133,9 +138,15 @@ class Store:
         _prune(self._deleted_pods)
         key = _key(body)
         current = self.pods.get(key)
+        owner = controller_uid(body)
         if current is not None and current["metadata"]["uid"] == meta["uid"]:
+            if owner and self.worker(owner) is current:
+                # the DELETED event carries the pod's final state: a report the kubelet wrote just before
+                # the delete may never have been seen as a change of its own
+                newer = resource_version(body) >= resource_version(current)
+                self.gone_pods[owner] = _slim_pod(body) if newer else current
             del self.pods[key]
-        return controller_uid(body)
+        return owner
 
     def worker(self, job_uid: str) -> dict[str, Any] | None:
         """The job's worker: the pod under the worker's name in the job's namespace that the job controls."""

@@ -22,7 +22,7 @@ from datajobs.core.conditions import (
     set_condition,
 )
 from datajobs.core.report import decode_report
-from datajobs.core.shapes import SHAPES, MalformedReport, StatusShape
+from datajobs.core.shapes import SHAPES, MalformedReport, StatusShape, report_summary
 from datajobs.models import TERMINAL_STATUSES, JobStatus
 
 CREATE_RETRY_FIRST_SECONDS = 2.0  # a refused pod create is tried again after 2, 4, 8, … seconds
@@ -37,6 +37,9 @@ IMMEDIATE_GRACE_SECONDS = 5
 worker needs up to 1.5 s after SIGTERM (read its pod, cancel the statement, write the report naming what
 it left disabled), and the kubelet kills it at the grace. A prompt worker is gone long before this ends."""
 DEFAULT_GRACE_SECONDS = 30
+LAST_OUTPUT_CHARS = 1000
+TERMINATION_REASONS = {"OOMKilled": "OOMKilled: the container exceeded its memory limit"}
+"""How the kubelet's reason for a terminated container is told in a FAILED job's message."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class JobFacts:
     execution_id: int | None = None  # allocated by the caller for a new MaskingExecution
     submitted: str | None = None  # when the operator first saw a new job: its place in the FIFO queue
     start_deadline_seconds: float = DEFAULT_START_DEADLINE_SECONDS  # the operator's default
+    gone_pod: PodFacts | None = None  # the worker pod's last state, once it is gone (its final report)
 
 
 @dataclass(frozen=True)
@@ -177,13 +181,15 @@ def decide(facts: JobFacts) -> Decision:
     if in_cancel:
         _remember_pod_report(shape, status, facts.pod)
         if facts.pod is None:
+            _remember_pod_report(shape, status, facts.gone_pod)
             set_condition(status, CANCELLING, False, "WorkerGone", "the worker pod is gone", generation, now)
             _worker_gone(status, generation, now)
+            said = _summary(facts.gone_pod) if facts.gone_pod else ""
             _finish(
                 shape,
                 status,
                 JobStatus.CANCELLED,
-                "cancelled; the worker pod is gone",
+                "cancelled; the worker pod is gone" + (f"; the worker reported: {said}" if said else ""),
                 generation,
                 now,
                 actions,
@@ -272,8 +278,14 @@ def _running(
     try:
         claimed = shape.apply_result(status, _final_report(pod))
     except MalformedReport as exc:
-        where = "result annotation" if pod.result else "termination message"
-        _finish(shape, status, JobStatus.FAILED, f"malformed {where}: {exc}", generation, now, actions)
+        if pod.phase == "Failed" and not pod.result:
+            # killed or crashed before any report: FallbackToLogsOnError left its last log lines here
+            last = pod.termination_message.strip()[-LAST_OUTPUT_CHARS:]
+            message = f"{_outcome_message(status, shape, JobStatus.FAILED, pod)}; its last output: {last}"
+        else:
+            where = "result annotation" if pod.result else "termination message"
+            message = f"malformed {where}: {exc}"
+        _finish(shape, status, JobStatus.FAILED, message, generation, now, actions)
         return
     if pod.phase == "Succeeded":
         outcome = JobStatus(claimed) if claimed in ("SUCCEEDED", "WARNING") else JobStatus.SUCCEEDED
@@ -364,12 +376,20 @@ def _final_report(pod: PodFacts) -> str:
 
 def _outcome_message(status: dict[str, Any], shape: StatusShape, outcome: JobStatus, pod: PodFacts) -> str:
     field_name = shape.message_field()
-    reported = status.get(field_name, "") if field_name else ""
+    reported = status.get(field_name, "") if field_name else _summary(pod)
     if outcome is JobStatus.FAILED:
-        why = pod.termination_reason or "Error"
+        why = TERMINATION_REASONS.get(pod.termination_reason, pod.termination_reason or "Error")
         base = f"worker failed (exit code {pod.exit_code}, {why})"
         return f"{base}: {reported}" if reported else base
     return reported or f"worker finished: {outcome.value}"
+
+
+def _summary(pod: PodFacts) -> str:
+    """The worker's report told for people (its message, what it left disabled); "" when there is none."""
+    try:
+        return report_summary(_final_report(pod))
+    except MalformedReport:
+        return ""
 
 
 def _remember_pod_report(shape: StatusShape, status: dict[str, Any], pod: PodFacts | None) -> None:
