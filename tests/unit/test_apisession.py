@@ -11,6 +11,7 @@ from aiohttp import web
 
 from datajobs.controller.apisession import ApiError, ApiSession, Conflict, Gone
 from datajobs.core.backoff import Backoff
+from helpers import async_wait_for
 
 FAST = Backoff(base=0.01, cap=0.05)
 
@@ -142,8 +143,8 @@ def test_429_and_5xx_are_retried_honouring_retry_after_and_a_429_pauses_every_re
         try:
             begun = loop.time()
             throttled = asyncio.create_task(api.request("GET", "/throttled"))
-            while api._not_before == 0:  # poll until the 429 has been answered and the pause is in force
-                await asyncio.sleep(0.01)
+            # once the 429 has been answered, the pause is in force
+            await async_wait_for(lambda: api._not_before > 0, timeout=5, interval=0.01)
             other = await api.request("GET", "/other")  # sent after the 429: it waits out the pause too
             other_at = loop.time() - begun
             flaky = await api.request("GET", "/flaky")
@@ -195,8 +196,7 @@ def test_connection_errors_are_retried_until_the_server_is_back_and_reconnect_is
 
         api.on_reconnect = reconnected
         request = asyncio.create_task(api.request("GET", "/x"))
-        while api.reachable:  # the first attempt was refused
-            await asyncio.sleep(0.01)
+        await async_wait_for(lambda: not api.reachable, timeout=5, interval=0.01)  # the first try refused
         app = web.Application()
 
         async def back(_: web.Request) -> web.Response:
