@@ -268,7 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{results['cancelled_patch']} by patch): stuck {results['stuck_jobs']}, leaked pods "
         f"{results['leaked_pods']}, errors {results['errors']}\n"
         f"RSS first/last {window:.0f} s: operator {op['first_mb']} -> {op['last_mb']} MB "
-        f"({op['change_pct']:+.1f} %), adapter {ad['first_mb']} -> {ad['last_mb']} MB ({ad['change_pct']:+.1f} %)\n"
+        f"({op['change_pct']:+.1f} %), adapter {ad['first_mb']} -> {ad['last_mb']} MB "
+        f"({ad['change_pct']:+.1f} %)\n"
     )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
