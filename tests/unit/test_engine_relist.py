@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 from datajobs.controller.config import OperatorConfig
@@ -49,12 +50,15 @@ class ListingIO:
         self.rv = "100"
         self.lists = 0
 
-    async def list_pods(self, namespace: str | None, selector: str) -> tuple[list[dict[str, Any]], str]:
+    async def pod_pages(self, namespace: str | None, selector: str) -> AsyncIterator[tuple[list, str]]:
         self.lists += 1
-        return list(self.pods), self.rv
+        for i in range(0, max(len(self.pods), 1), 2):  # pages of two
+            yield self.pods[i : i + 2], self.rv
 
-    async def list_jobs(self, kind: str, namespace: str | None) -> tuple[list[dict[str, Any]], str]:
-        return ([j for j in self.jobs if j["kind"] == kind], self.rv)
+    async def job_pages(self, kind: str, namespace: str | None) -> AsyncIterator[tuple[list, str]]:
+        jobs = [j for j in self.jobs if j["kind"] == kind]
+        for i in range(0, max(len(jobs), 1), 2):
+            yield jobs[i : i + 2], self.rv
 
 
 def started(io: ListingIO) -> Engine:

@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -165,13 +165,13 @@ class ApiSession:
                 raise ApiError.of(status, reason, payload)
             return json.loads(payload) if payload else {}
 
-    async def list_all(
+    async def pages(
         self, path: str, params: dict[str, Any] | None = None
-    ) -> tuple[list[dict[str, Any]], str]:
-        """Every item of a collection, in pages of LIST_PAGE_SIZE (limit/continue), and the list's
-        resourceVersion (one snapshot for all pages); an expired continue token (410) starts it over."""
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+        """A collection page by page (limit/continue, LIST_PAGE_SIZE items), each with the list's
+        resourceVersion (one snapshot for all pages). If the continue token expires (410) the list starts
+        over, as client-go's pager does: a consumer may see an object twice, never miss one."""
         query = {**(params or {}), "limit": str(LIST_PAGE_SIZE)}
-        items: list[dict[str, Any]] = []
         token = ""
         while True:
             try:
@@ -182,13 +182,13 @@ class ApiSession:
                 if not token:
                     raise
                 log.info("list %s: continue token expired; listing again from the start", path)
-                items, token = [], ""
+                token = ""
                 continue
-            items.extend(page.get("items") or [])
             meta = page.get("metadata") or {}
+            yield page.get("items") or [], str(meta.get("resourceVersion") or "")
             token = meta.get("continue") or ""
             if not token:
-                return items, str(meta.get("resourceVersion") or "")
+                return
 
     async def _wait_turn(self) -> None:
         delay = self._bucket.reserve(time.monotonic())

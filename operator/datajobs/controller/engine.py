@@ -119,26 +119,37 @@ class Engine:
             metrics.RELISTS.inc()
 
     async def _relist_namespace(self, namespace: str | None) -> None:
-        pods, pods_rv = await self.io.list_pods(namespace, f"{LABEL_MANAGED_BY}={MANAGED_BY}")
-        listed: list[tuple[str, dict[str, Any]]] = []
+        # page by page: a relist of 20,000 jobs never holds them all decoded at once
+        pod_uids: set[str] = set()
+        pods_rv = ""
+        async for pods, page_rv in self.io.pod_pages(namespace, f"{LABEL_MANAGED_BY}={MANAGED_BY}"):
+            pods_rv = page_rv
+            for pod in pods:
+                self._pod_event(None, pod)
+                pod_uids.add(pod["metadata"]["uid"])
+        unseen: list[tuple[str, dict[str, Any]]] = []  # jobs never given a status: their order is FIFO's
         versions: dict[str, tuple[set[str], str]] = {}
         for kind in KINDS:
-            items, rv = await self.io.list_jobs(kind.kind, namespace)
-            for item in items:
-                item.setdefault("apiVersion", kind.api_version)
-                item.setdefault("kind", kind.kind)
-                listed.append((kind.kind, item))
-            versions[kind.kind] = ({i["metadata"]["uid"] for i in items}, rv)
-        for pod in pods:
-            self._pod_event(None, pod)
-        pod_uids = {p["metadata"]["uid"] for p in pods}
+            uids: set[str] = set()
+            rv = ""
+            async for items, page_rv in self.io.job_pages(kind.kind, namespace):
+                rv = page_rv
+                for item in items:
+                    item.setdefault("apiVersion", kind.api_version)
+                    item.setdefault("kind", kind.kind)
+                    uids.add(item["metadata"]["uid"])
+                    if (item.get("status") or {}).get(SHAPES[kind.kind].submitted):
+                        self._observe_job(kind.kind, item, schedule=False)
+                    else:
+                        unseen.append((kind.kind, item))
+            versions[kind.kind] = (uids, rv)
+        # jobs submitted while we were away get their submit times in creation order, not list order
+        unseen.sort(key=lambda e: (e[1]["metadata"].get("creationTimestamp") or "", e[1]["metadata"]["name"]))
+        for kind_name, item in unseen:
+            self._observe_job(kind_name, item, schedule=False)
         for pod in self.store.vanished_pods(namespace, pod_uids, _int(pods_rv)):
             log.info("worker pod %s/%s was deleted while unwatched", *_ns_name(pod))
             self._pod_event("DELETED", pod)
-        # jobs submitted while we were away get their submit times in creation order, not list order
-        listed.sort(key=lambda e: (e[1]["metadata"].get("creationTimestamp") or "", e[1]["metadata"]["name"]))
-        for kind_name, item in listed:
-            self._observe_job(kind_name, item, schedule=False)
         for kind_name, (uids, rv) in versions.items():
             for body in self.store.vanished_jobs(kind_name, namespace, uids, _int(rv)):
                 log.info("%s %s/%s was deleted while unwatched", kind_name, *_ns_name(body))

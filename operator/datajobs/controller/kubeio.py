@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
@@ -31,9 +32,9 @@ class KubeIO:
         path = f"{base}/namespaces/{quote(namespace)}/{plural}" if namespace else f"{base}/{plural}"
         return f"{path}/{quote(name)}" if name else path
 
-    async def list_jobs(self, kind: str, namespace: str | None) -> tuple[list[dict[str, Any]], str]:
-        """Every job of a kind (paginated), and the list's resourceVersion."""
-        return await self.api.list_all(self.job_path(kind, namespace))
+    def job_pages(self, kind: str, namespace: str | None) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+        """Every job of a kind, page by page, each with the list's resourceVersion."""
+        return self.api.pages(self.job_path(kind, namespace))
 
     async def get_job(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         return await self.api.request("GET", self.job_path(kind, namespace, name))
@@ -52,10 +53,12 @@ class KubeIO:
 
     # -- pods ------------------------------------------------------------------------------------------
 
-    async def list_pods(self, namespace: str | None, selector: str) -> tuple[list[dict[str, Any]], str]:
-        """Every pod matching `selector` (paginated), and the list's resourceVersion."""
+    def pod_pages(
+        self, namespace: str | None, selector: str
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+        """Every pod matching `selector`, page by page, each with the list's resourceVersion."""
         path = f"/api/v1/namespaces/{quote(namespace)}/pods" if namespace else "/api/v1/pods"
-        return await self.api.list_all(path, {"labelSelector": selector})
+        return self.api.pages(path, {"labelSelector": selector})
 
     async def create_pod(self, pod: dict[str, Any]) -> dict[str, Any] | None:
         """Create the pod; None when it already exists (the name is deterministic, so that is our pod)."""
