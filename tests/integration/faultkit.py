@@ -16,6 +16,7 @@ from operatorkit import GROUP, PLURALS, SPECS, TERMINAL, VERSION, Jobs
 
 from datajobs.localcluster import ClusterError, LocalCluster, ensure_binaries
 from datajobs.localcluster.crds import apply_crds, load_crd_files
+from datajobs.localcluster.rest import Rest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKER_SELECTOR = "app.kubernetes.io/managed-by=datajobs-operator"
@@ -55,7 +56,8 @@ def fault_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultClu
     except ClusterError as exc:
         pytest.fail(f"the fault-injection control plane did not start: {exc}", pytrace=False)
     try:
-        apply_crds(local.rest, load_crd_files(REPO_ROOT / "crds"), field_manager="datajobs-tests")
+        patient = Rest(local.server, local.pki, timeout=60.0)  # the shared machine may be busy
+        apply_crds(patient, load_crd_files(REPO_ROOT / "crds"), field_manager="datajobs-tests", timeout=180.0)
         yield FaultCluster(local)
     finally:
         local.stop()
@@ -77,18 +79,18 @@ class ToughKubelet(threading.Thread):
         self.jobs = jobs
         self.keep_running = keep_running if keep_running is not None else set()
         self.finished: set[str] = set()
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def __enter__(self) -> ToughKubelet:
         self.start()
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=30)
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             for pod in tolerant(self.jobs.pods) or []:
                 job = pod.metadata.labels.get("datajobs.io/job", "")
                 if (
@@ -96,10 +98,13 @@ class ToughKubelet(threading.Thread):
                     and not pod.metadata.deletion_timestamp
                     and job not in self.keep_running
                     and pod.metadata.uid not in self.finished
-                    and tolerant(self.jobs.finish_pod, job, 0) is not None
                 ):
-                    self.finished.add(pod.metadata.uid)
-            self._stop.wait(0.05)
+                    try:
+                        self.jobs.finish_pod(job, 0)
+                        self.finished.add(pod.metadata.uid)
+                    except Exception:  # deleted meanwhile, or the API server is away: next pass
+                        pass
+            self._halt.wait(0.05)
 
 
 class Recorder(threading.Thread):
@@ -113,7 +118,7 @@ class Recorder(threading.Thread):
         self.running: dict[str, set[str]] = defaultdict(set)
         self.max_running: Counter[str] = Counter()
         self.pods_of: dict[str, set[str]] = defaultdict(set)  # job uid -> worker pod uids
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._lock = threading.Lock()
         self._threads = [
             threading.Thread(target=self._loop, args=(kind,), daemon=True) for kind in [*PLURALS, "Pod"]
@@ -125,7 +130,7 @@ class Recorder(threading.Thread):
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._stop.set()
+        self._halt.set()
 
     def _list(self, kind: str, **kw: Any) -> Any:
         if kind == "Pod":
@@ -134,7 +139,7 @@ class Recorder(threading.Thread):
 
     def _loop(self, kind: str) -> None:
         rv: str | None = None
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 if rv is None:
                     listing = self._list(kind)
@@ -150,7 +155,7 @@ class Recorder(threading.Thread):
                 for event in w.stream(
                     self._list_fn(kind), **self._watch_args(kind), resource_version=rv, timeout_seconds=30
                 ):
-                    if self._stop.is_set():
+                    if self._halt.is_set():
                         w.stop()
                         return
                     obj = event["object"]
@@ -161,9 +166,9 @@ class Recorder(threading.Thread):
             except client.ApiException as exc:
                 if exc.status == 410:
                     rv = None
-                self._stop.wait(0.2)
+                self._halt.wait(0.2)
             except Exception:  # the API server is away: try again
-                self._stop.wait(0.2)
+                self._halt.wait(0.2)
 
     def _list_fn(self, kind: str) -> Any:
         if kind == "Pod":

@@ -297,7 +297,7 @@ class LocalCluster:
             child.close_log()
             self.children.remove(child)
 
-    def start_component(self, name: str, timeout: float = 60.0) -> None:
+    def start_component(self, name: str, timeout: float = 180.0) -> None:
         """Start a killed component again (same argv, ports and data); for the API server, until ready."""
         if any(c.name == name for c in self.children):
             raise ClusterError(f"{name} is running")
