@@ -11,7 +11,7 @@ from operatorkit import SPECS, Jobs, OperatorProcess
 
 from helpers import wait_for
 
-LEASE, RENEW, RETRY = 4, 3, 1  # seconds (the chart's defaults are 15, 10, 2)
+LEASE, RENEW, RETRY = 6, 4, 1  # seconds (the chart's defaults are 15, 10, 2)
 MAX_RUNNING = 3
 ROUNDS = 10
 

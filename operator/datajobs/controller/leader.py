@@ -94,10 +94,14 @@ class LeaderElector:
                 await asyncio.sleep(self.retry_period)
 
     async def _attempt(self) -> bool:
-        """One try to acquire or renew, bounded by the retry period (a slow API server is a missed try)."""
+        """One try to acquire or renew. A leader's try may take until its renew deadline (as client-go's
+        renew loop); a standby's, one renew deadline."""
         started = time.monotonic()
+        budget = (
+            max(self.retry_period, self._valid_until - started) if self.is_leader() else self.renew_deadline
+        )
         try:
-            async with asyncio.timeout(max(self.retry_period, self.renew_deadline / 2)):
+            async with asyncio.timeout(budget):
                 return await self._try(started)
         except (ApiError, TimeoutError, *CONNECTION_ERRORS) as exc:
             log.debug("leader Lease %s/%s: attempt failed: %s", self.namespace, self.name, exc)
