@@ -29,13 +29,17 @@ def job(uid: str, rv: int, status: str | None = None, name: str | None = None) -
 
 
 def pod(uid: str, job_uid: str, rv: int) -> dict[str, Any]:
+    """The worker of job `job_uid` (by identity: its name, namespace and controller ownerReference)."""
     return {
         "metadata": {
             "name": f"job-{job_uid}-worker",
             "namespace": "ns",
             "uid": uid,
             "resourceVersion": str(rv),
-            "labels": {"datajobs.io/job-uid": job_uid, "app.kubernetes.io/managed-by": "datajobs-operator"},
+            "labels": {"app.kubernetes.io/managed-by": "datajobs-operator"},
+            "ownerReferences": [
+                {"kind": "IntegrityJob", "name": f"job-{job_uid}", "uid": job_uid, "controller": True}
+            ],
         },
         "status": {"phase": "Running"},
     }
@@ -73,7 +77,7 @@ def test_a_relist_drops_jobs_and_pods_deleted_while_unwatched_and_frees_their_sl
     io.pods = [pod("pa", "a", 12)]
     engine = started(io)
     queue = engine.queues["IntegrityJob"]
-    assert set(engine.store.jobs) == {"a", "b"} and set(engine.store.pods) == {"a"}
+    assert set(engine.store.jobs) == {"a", "b"} and engine.store.worker("a") is not None
     assert queue.running == 1 and not queue.is_granted("b")  # max_running=1: a holds the only slot
 
     io.jobs, io.pods, io.rv = [job("b", 11)], [], "200"  # a and its pod deleted during a watch gap
@@ -89,7 +93,7 @@ def test_a_relist_keeps_what_we_saw_after_the_list_and_drops_nothing_without_a_r
     engine.pod_event("ADDED", pod("pn", "new", 151))
     io.rv = "140"
     asyncio.run(engine.relist())
-    assert "new" in engine.store.jobs and "new" in engine.store.pods
+    assert "new" in engine.store.jobs and engine.store.worker("new") is not None
     io.rv = "not-a-revision"  # opaque: nothing can be proven deleted
     asyncio.run(engine.relist())
     assert "new" in engine.store.jobs
