@@ -7,7 +7,7 @@ DATAJOBS := $(VENV)/bin/datajobs
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: help venv control-plane prometheus postgres dev test test-unit test-integration lint crds verify bench bench-smoke clean
+.PHONY: help venv control-plane prometheus postgres image dev test test-unit test-integration lint crds verify bench bench-smoke clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ control-plane: $(STAMP)  ## build (or find) etcd, kube-apiserver, controller-man
 
 prometheus: $(STAMP)  ## build (or find) Prometheus and promtool, for the alert and dashboard tests
 	$(PY) -c 'from datajobs.localcluster import prometheus; print(prometheus.ensure()["prometheus"].parent)'
+
+image: $(STAMP)  ## build (or find, cached by content) the pause image and the Dockerfile's image: no Docker, no registry
+	$(PY) -m datajobs.localcluster.images
 
 dev: $(STAMP)  ## run the product on an embedded local cluster (Ctrl-C stops everything)
 	$(DATAJOBS) dev

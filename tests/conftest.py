@@ -22,6 +22,7 @@ from kubernetes.client.rest import ApiException
 
 from datajobs.localcluster import BinariesError, ClusterError, LocalCluster, ensure_binaries, find_binaries
 from datajobs.localcluster.binaries import cache_dir, missing
+from datajobs.localcluster.images import Images, ImagesError, ensure_images, find_images, images_dir
 from helpers import kubectl_exe, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +30,7 @@ CRDS_DIR = REPO_ROOT / "crds"
 REUSE_ENV = "DATAJOBS_TEST_KUBECONFIG"
 
 _binaries_error: str | None = None
+_images_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,9 @@ class Cluster:
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
-    """Build missing control-plane binaries now, before any per-test timeout starts ticking."""
+    """Build missing control-plane binaries and images now, before any per-test timeout starts ticking."""
     global _binaries_error
+    _build_images(config, items)
     if os.environ.get(REUSE_ENV) or not any("cluster" in getattr(i, "fixturenames", ()) for i in items):
         return
     todo = missing()
@@ -63,6 +66,34 @@ def pytest_collection_modifyitems(
         ensure_binaries()
     except BinariesError as exc:
         _binaries_error = str(exc)
+
+
+def _build_images(config: pytest.Config, items: list[pytest.Item]) -> None:
+    global _images_error
+    if not any("images" in getattr(i, "fixturenames", ()) for i in items) or find_images(REPO_ROOT):
+        return
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(
+            f"building the images (`make image`); the first build takes several minutes (logs: "
+            f"{images_dir()})",
+            yellow=True,
+        )
+    try:
+        ensure_images(REPO_ROOT)
+    except ImagesError as exc:
+        _images_error = str(exc)
+
+
+@pytest.fixture(scope="session")
+def images() -> Images:
+    """The pause and app images of this checkout (docker-archive tars + refs), built if missing."""
+    if _images_error is not None:
+        pytest.fail(f"the images could not be built: {_images_error}", pytrace=False)
+    try:
+        return ensure_images(REPO_ROOT)
+    except ImagesError as exc:
+        pytest.fail(f"the images could not be built: {exc}", pytrace=False)
 
 
 def _server_of(kubeconfig: str) -> str:
