@@ -106,6 +106,33 @@ def log_node(cluster, kube_api, namespace, tmp_path) -> Iterator[tuple[str, Path
         kwok.wait(timeout=20)
 
 
+class Follower:
+    """A `... logs -f` process whose output lines arrive in a queue."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    def next_line(self, timeout: float = 30) -> str:
+        try:
+            return self.lines.get(timeout=timeout)
+        except queue.Empty:
+            return f"<nothing in {timeout:g} s; exit code {self.proc.poll()}>"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.wait(timeout=10)
+
+
 def on_node(node: str, namespace: str) -> dict:
     spec = integrity_spec()
     pod = spec["template"]["spec"]
@@ -129,25 +156,18 @@ def test_logs_stream_from_the_pod_then_come_from_the_kept_copy(
     stamped = plugin.ok("logs", "ij/logged", "--timestamps").out.splitlines()
     assert stamped[0].startswith("2026-12-02T00:00:00") and stamped[0].endswith(LINES[0])
 
-    follower = subprocess.Popen(
-        [kubectl_exe(), "datajobs", "logs", "ij/logged", "-f"],
-        env=plugin.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in follower.stdout], daemon=True).start()
+    ours = Follower([kubectl_exe(), "datajobs", "logs", "ij/logged", "-f"], plugin.env)
+    theirs = Follower([kubectl_exe(), "logs", "-f", "logged-worker"], plugin.env)  # kubectl's own, to compare
     try:
-        assert [lines.get(timeout=30) for _ in LINES] == [f"{line}\n" for line in LINES]
+        first = [ours.next_line() for _ in LINES]
+        assert first == [f"{line}\n" for line in LINES], f"kubectl's own logs -f: {theirs.next_line()!r}"
         with log_file.open("a") as f:
             f.write(cri("customers: 40 rows compared", 9))
-        assert lines.get(timeout=30) == "customers: 40 rows compared\n"  # followed live
-        assert follower.poll() is None
+        assert ours.next_line() == "customers: 40 rows compared\n"  # followed live
+        assert ours.proc.poll() is None
     finally:
-        os.killpg(follower.pid, signal.SIGTERM)
-        follower.wait(timeout=10)
+        ours.stop()
+        theirs.stop()
 
     plugin.ok("cancel", "ij/logged", "--wait")
     gone = plugin("logs", "ij/logged")

@@ -195,6 +195,10 @@ class Api:
             kw["_request_timeout"] = self.timeout
         response: Any = self.core.read_namespaced_pod_log(pod, namespace, **kw)
         try:
-            yield from response.stream(4096)
+            if response.chunked:  # each chunk as the kubelet flushes it
+                yield from response.read_chunked()
+            else:
+                while chunk := response.read1(65536):  # what has arrived, without waiting for a full buffer
+                    yield chunk
         finally:
             response.release_conn()
