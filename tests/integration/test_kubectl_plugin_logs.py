@@ -22,6 +22,8 @@ from datajobs.localcluster import ensure_binaries
 from datajobs.localcluster.cluster import STAGES_FILE
 from helpers import kubectl_exe, wait_for
 
+pytestmark = pytest.mark.timeout(600)  # it starts a kwok and a node of its own before the operator
+
 LINES = ["checking model orders", "orders: 1000 rows compared, 0 stale"]
 
 

@@ -160,6 +160,7 @@ def shell_script(example: Example, state: Path) -> str:
     return f"set -euo pipefail\nsource {state}\n{example.script}\n{keep}"
 
 
+@pytest.mark.timeout(900)  # the whole user guide, block by block (each block has its own 180 s limit)
 def test_readme_commands_print_what_the_readme_shows(environment: dict[str, str], tmp_path: Path) -> None:
     assert shutil.which("curl"), "the README's HTTP examples need curl"
     state = tmp_path / "shell-variables.sh"
