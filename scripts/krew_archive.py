@@ -38,7 +38,8 @@ lib="$here/lib/python$version"
   echo "error: kubectl datajobs needs Python 3.11, 3.12 or 3.13 ($python is $version)" >&2; exit 1; }
 exec "$python" -s -c '
 import sys
-sys.path.insert(0, sys.argv.pop(1))
+lib = sys.argv.pop(1)
+sys.path[:0] = [lib, lib.rsplit("/", 1)[0] + "/common"]
 from datajobs.kubectlplugin.main import main
 sys.exit(main())' "$lib" "$@"
 """
@@ -53,6 +54,28 @@ def version() -> str:
 
 def pip(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args], check=True)
+
+
+def tree_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    for f in sorted(p for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file()):
+        digest.update(str(f.relative_to(path.parent)).encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()
+
+
+def share_identical(lib: Path) -> None:
+    """Move what is byte-identical for every Python (the pure-Python libraries) to lib/common."""
+    targets = [lib / f"python{p}" for p in PYTHONS]
+    common = lib / "common"
+    common.mkdir()
+    for entry in sorted(targets[0].iterdir()):
+        copies = [t / entry.name for t in targets]
+        if entry.name == "__pycache__" or not all(c.exists() for c in copies):
+            continue
+        if len({tree_digest(c) for c in copies}) == 1:
+            shutil.move(str(copies[0]), common / entry.name)
+            for c in copies[1:]:
+                shutil.rmtree(c) if c.is_dir() else c.unlink()
 
 
 def build(os_name: str, arch: str, out: Path) -> Path:
@@ -80,6 +103,8 @@ def build(os_name: str, arch: str, out: Path) -> Path:
             )
             pip("install", "--target", str(target), "--no-deps", str(wheel))
             shutil.rmtree(target / "bin", ignore_errors=True)  # console scripts with the build's shebang
+            shutil.rmtree(target / "kubernetes" / "aio", ignore_errors=True)  # the asyncio client: unused
+        share_identical(root / "lib")
         launcher = root / "kubectl-datajobs"
         launcher.write_text(LAUNCHER)
         launcher.chmod(0o755)
