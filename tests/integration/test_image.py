@@ -125,11 +125,13 @@ def test_app_image_commands_run_on_a_read_only_root(bundle: Path, args: tuple[st
     assert expect in proc.stdout
 
 
-def test_app_image_process_is_65532_with_its_dependencies_and_cannot_write_its_root(bundle: Path) -> None:
+def test_app_image_is_65532_imports_every_module_and_cannot_write_its_root(bundle: Path) -> None:
     probe = (
         "import os; print(os.getuid(), os.getgid(), flush=True); "
         "open('/tmp/ok', 'w').write('x'); "
-        "import psycopg, kopf, datajobs.workers.main; print(psycopg.pq.version(), flush=True); "
+        "import psycopg; print(psycopg.pq.version(), flush=True); "
+        "import importlib, pkgutil, datajobs; "
+        "[importlib.import_module(m.name) for m in pkgutil.walk_packages(datajobs.__path__, 'datajobs.')]; "
         "open('/opt/datajobs/x', 'w')"
     )
     proc = _run(bundle, ["python3", "-c", probe], name="dj-probe")
