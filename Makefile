@@ -7,7 +7,7 @@ DATAJOBS := $(VENV)/bin/datajobs
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: help venv control-plane postgres image dev test test-unit test-integration lint crds verify bench bench-smoke clean
+.PHONY: help venv control-plane prometheus postgres image dev test test-unit test-integration lint crds verify bench bench-smoke clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ venv: $(STAMP)  ## create .venv and install the project with its dev extras
 control-plane: $(STAMP)  ## build (or find) etcd, kube-apiserver, controller-manager, scheduler, kwok, helm
 	$(DATAJOBS) cluster --ensure-binaries
 
+prometheus: $(STAMP)  ## build (or find) Prometheus and promtool, for the alert and dashboard tests
+	$(PY) -c 'from datajobs.localcluster import prometheus; print(prometheus.ensure()["prometheus"].parent)'
+
 image: $(STAMP)  ## build (or find, cached by content) the pause image and the Dockerfile's image: no Docker, no registry
 	$(PY) -m datajobs.localcluster.images
 
@@ -32,7 +35,7 @@ dev: $(STAMP)  ## run the product on an embedded local cluster (Ctrl-C stops eve
 postgres:  ## install PostgreSQL (Debian package) for the reference workers' tests
 	bash scripts/postgres.sh install
 
-test: $(STAMP) control-plane postgres  ## run unit and integration tests against a real local control plane
+test: $(STAMP) control-plane prometheus postgres  ## run unit and integration tests against a real local control plane
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 test-unit: $(STAMP)  ## unit tests only (no cluster)
