@@ -1,5 +1,7 @@
 # One image for the operator (`datajobs run`), the HTTP adapter (`datajobs adapter`) and the reference
 # workers (`datajobs worker …`). Build: docker build -t datajobs-operator:0.1.0 .
+# PYTHON_IMAGE is any image with `python3` (>= 3.11) and its venv module: the official slim image by
+# default; `make image` passes a Debian bookworm base it builds itself (python3 + python3-venv, no pip).
 ARG PYTHON_IMAGE=python:3.11-slim
 # Must equal pyproject.toml's version (tests/unit/test_packaging.py checks it).
 ARG VERSION=0.1.0
@@ -13,11 +15,13 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator ./operator
-# `pip wheel .` builds only this project's wheel; the dependencies come from the index as wheels (no
-# compiler in this stage either). The virtualenv gets no pip of its own.
-RUN pip wheel --no-deps --wheel-dir /wheels . \
-    && python -m venv --without-pip /opt/datajobs \
-    && pip --python /opt/datajobs/bin/python install --no-compile --only-binary=:all: \
+# The build's pip lives in a throwaway virtualenv (from ensurepip: the same on every base, and never the
+# base's own pip). `pip wheel .` builds only this project's wheel; the dependencies come from the index as
+# wheels (no compiler in this stage either). The application's virtualenv gets no pip of its own.
+RUN python3 -m venv /opt/build \
+    && /opt/build/bin/pip wheel --no-deps --wheel-dir /wheels . \
+    && python3 -m venv --without-pip /opt/datajobs \
+    && /opt/build/bin/pip --python /opt/datajobs/bin/python install --no-compile --only-binary=:all: \
         --find-links /wheels "datajobs-operator[workers]==${VERSION}" \
     && /opt/datajobs/bin/python -m compileall -q /opt/datajobs/lib \
     && /opt/datajobs/bin/datajobs --help > /dev/null
@@ -31,9 +35,11 @@ ENV PATH=/opt/datajobs/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp
-# The application lives in its own virtualenv; the base image's pip and setuptools are not needed at run
-# time, so they go (less to patch, nothing to install packages with).
-RUN python -m pip uninstall --yes --quiet pip setuptools wheel
+# The application lives in its own virtualenv; a base image's pip and setuptools are not needed at run
+# time, so they go (less to patch, nothing to install packages with). The Debian base has none.
+RUN if python3 -m pip --version > /dev/null 2>&1; then \
+        python3 -m pip uninstall --yes --quiet pip setuptools wheel; \
+    fi
 COPY --from=build /opt/datajobs /opt/datajobs
 # 65532 is the conventional "nonroot" uid/gid; the chart runs it with a read-only root filesystem.
 USER 65532:65532

@@ -7,7 +7,7 @@ DATAJOBS := $(VENV)/bin/datajobs
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: help venv control-plane postgres dev test test-unit test-integration lint crds verify bench bench-smoke clean
+.PHONY: help venv control-plane postgres image dev test test-unit test-integration lint crds verify bench bench-smoke clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -22,6 +22,9 @@ venv: $(STAMP)  ## create .venv and install the project with its dev extras
 
 control-plane: $(STAMP)  ## build (or find) etcd, kube-apiserver, controller-manager, scheduler, kwok, helm
 	$(DATAJOBS) cluster --ensure-binaries
+
+image: $(STAMP)  ## build (or find, cached by content) the pause image and the Dockerfile's image: no Docker, no registry
+	$(PY) -m datajobs.localcluster.images
 
 dev: $(STAMP)  ## run the product on an embedded local cluster (Ctrl-C stops everything)
 	$(DATAJOBS) dev

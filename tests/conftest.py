@@ -52,6 +52,8 @@ def pytest_collection_modifyitems(
     if os.environ.get(REUSE_ENV) or not any("cluster" in getattr(i, "fixturenames", ()) for i in items):
         return
     wants_node = any("real_node" in getattr(i, "fixturenames", ()) for i in items)
+    if wants_node and unavailable_reason() is None:
+        _build_images(config)
     todo = missing() + (missing(NODE) if wants_node else [])
     if not todo:
         return
@@ -66,6 +68,23 @@ def pytest_collection_modifyitems(
         ensure_binaries(tuple(todo))
     except BinariesError as exc:
         _binaries_error = str(exc)
+
+
+_image_error: str | None = None
+
+
+def _build_images(config: pytest.Config) -> None:
+    """Build the project's image (and the node's pause image) now, outside any test's timeout."""
+    global _image_error
+    from datajobs.localcluster.images import ImagesError, ensure_images
+
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("building or finding the image for the real node (cached by content)", yellow=True)
+    try:
+        ensure_images()
+    except ImagesError as exc:
+        _image_error = str(exc)
 
 
 def _server_of(kubeconfig: str) -> str:
@@ -242,16 +261,18 @@ def real_node(cluster: Cluster) -> Node:
     """A kubelet + containerd node in the harness's own namespaces, with the project's image loaded.
 
     Fails (never skips) where a real node cannot run, with the reason."""
-    from datajobs.localcluster.images import ImageBuildError, ensure_images
+    from datajobs.localcluster.images import ImagesError, ensure_images
 
     reason = unavailable_reason()
     if reason:
         pytest.fail(f"the real-node tests need a real node: {reason}", pytrace=False)
+    if _image_error is not None:
+        pytest.fail(f"the image could not be built: {_image_error}", pytrace=False)
     if cluster.local is None:
         pytest.fail(f"the real-node tests need the harness's own cluster, not ${REUSE_ENV}", pytrace=False)
     try:
         images = ensure_images()
         node = cluster.local.add_real_node([images.pause_tar, images.app_tar], images.pause_ref)
-    except (ImageBuildError, RealNodeError, ClusterError, BinariesError) as exc:
+    except (ImagesError, RealNodeError, ClusterError, BinariesError) as exc:
         pytest.fail(f"the real node did not start: {exc}", pytrace=False)
     return Node(node, NODE_NAME, images.app_ref, pod_placement())

@@ -62,7 +62,11 @@ def _leftovers(workdir: Path, facts: dict) -> list[str]:
                 found.append(f"process {proc.name}: {cmdline[:120]}")
     mounts = Path("/proc/self/mounts").read_text()
     found += [f"mount {line}" for line in mounts.splitlines() if str(workdir) in line]
-    found += [f"cgroup {root / facts['cgroup']}" for root in janitor.hierarchies() if (root / facts["cgroup"]).exists()]
+    found += [
+        f"cgroup {root / facts['cgroup']}"
+        for root in janitor.hierarchies()
+        if (root / facts["cgroup"]).exists()
+    ]
     if Path(facts["egress"]).exists():
         found.append(f"socket {facts['egress']}")
     return found

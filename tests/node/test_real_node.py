@@ -86,7 +86,9 @@ def test_the_node_is_real_and_every_address_it_reports_is_inside_the_namespace(
     run_pod(core, namespace, pod_body("addr", real_node, "import time; time.sleep(600)"))
     pod = wait_running(core, namespace, "addr")
     assert pod.spec.node_name == real_node.name
-    assert [ip.ip for ip in pod.status.pod_i_ps] and all(inside_namespace(ip.ip) for ip in pod.status.pod_i_ps)
+    assert [ip.ip for ip in pod.status.pod_i_ps] and all(
+        inside_namespace(ip.ip) for ip in pod.status.pod_i_ps
+    )
     assert inside_namespace(pod.status.host_ip)
 
     slices = client.DiscoveryV1Api(kube_api).list_endpoint_slice_for_all_namespaces().items
@@ -100,8 +102,9 @@ def test_a_pod_reaches_the_api_server_through_the_kubernetes_service(real_node, 
         "import os, ssl, urllib.request\n"
         "sa = '/var/run/secrets/kubernetes.io/serviceaccount'\n"
         "ctx = ssl.create_default_context(cafile=sa + '/ca.crt')\n"
-        "url = f\"https://{os.environ['KUBERNETES_SERVICE_HOST']}:{os.environ['KUBERNETES_SERVICE_PORT']}/version\"\n"
-        "req = urllib.request.Request(url, headers={'Authorization': 'Bearer ' + open(sa + '/token').read()})\n"
+        "host, port = os.environ['KUBERNETES_SERVICE_HOST'], os.environ['KUBERNETES_SERVICE_PORT']\n"
+        "auth = {'Authorization': 'Bearer ' + open(sa + '/token').read()}\n"
+        "req = urllib.request.Request(f'https://{host}:{port}/version', headers=auth)\n"
         "print('version', urllib.request.urlopen(req, context=ctx, timeout=10).status)\n"
     )
     history = run_pod(core, namespace, pod_body("api", real_node, script))

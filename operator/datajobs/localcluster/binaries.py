@@ -47,11 +47,15 @@ class Binaries:
         return self.paths["kube-apiserver"].parent
 
 
+def cache_root(env: Mapping[str, str] | None = None) -> Path:
+    """`~/.cache/datajobs/` (or $DATAJOBS_CACHE): where every slow one-time build goes."""
+    env = os.environ if env is None else env
+    return Path(env[ENV_CACHE]) if env.get(ENV_CACHE) else Path.home() / ".cache" / "datajobs"
+
+
 def cache_dir(env: Mapping[str, str] | None = None) -> Path:
     """`~/.cache/datajobs/bin-k8s-<version>/` (or under $DATAJOBS_CACHE): where builds go."""
-    env = os.environ if env is None else env
-    root = Path(env[ENV_CACHE]) if env.get(ENV_CACHE) else Path.home() / ".cache" / "datajobs"
-    return root / f"bin-k8s-{K8S_VERSION}"
+    return cache_root(env) / f"bin-k8s-{K8S_VERSION}"
 
 
 def _executable(path: Path) -> bool:

@@ -235,7 +235,11 @@ class LocalCluster:
                 # ServiceAccount admission (token mounts) only with a real node, whose pods use in-cluster
                 # config; without one, pods in a new namespace need not wait for its `default` SA.
                 "--disable-admission-plugins="
-                + ("TaintNodesByCondition" if self.real_node_enabled else "ServiceAccount,TaintNodesByCondition"),
+                + (
+                    "TaintNodesByCondition"
+                    if self.real_node_enabled
+                    else "ServiceAccount,TaintNodesByCondition"
+                ),
                 "--endpoint-reconciler-type=none",
                 "--profiling=false",
                 "--max-requests-inflight=1000",
@@ -362,7 +366,8 @@ class LocalCluster:
         self.node.check()
         node = self.rest.get(f"/api/v1/nodes/{nodeconfig.NODE_NAME}")
         return any(
-            c["type"] == "Ready" and c["status"] == "True" for c in (node.get("status") or {}).get("conditions") or []
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in (node.get("status") or {}).get("conditions") or []
         )
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:

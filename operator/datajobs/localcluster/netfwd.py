@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -78,9 +79,7 @@ class Forwarder:
             raise PermissionError(f"refusing to dial {host}: the host side is loopback only")
         return await asyncio.open_connection(host, port)
 
-    async def dial_namespace(
-        self, host: str, port: int
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def dial_namespace(self, host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if not inside_namespace(host):
             raise PermissionError(f"refusing to dial {host}: not inside the node's namespace")
         sock = await asyncio.get_running_loop().run_in_executor(None, self.ns.tcp)
@@ -122,16 +121,19 @@ class Forwarder:
             writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
             await splice((reader, writer), upstream)
 
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
         self.servers.append(await asyncio.start_unix_server(handle, path=str(path)))
-        path.chmod(0o600)
+        os.chmod(path, 0o600)
 
 
 async def serve(args: argparse.Namespace) -> None:
     fwd = Forwarder(args.netns)
     loop = asyncio.get_running_loop()
     for (lhost, lport), target in args.inward:
-        await fwd.forward(await loop.run_in_executor(None, fwd.ns.listener, lhost, lport), fwd.dial_host, target)
+        await fwd.forward(
+            await loop.run_in_executor(None, fwd.ns.listener, lhost, lport), fwd.dial_host, target
+        )
     for (lhost, lport), target in args.outward:
         if not lhost.startswith("127."):
             raise SystemExit(f"outward listeners bind host loopback only, not {lhost}")

@@ -22,7 +22,9 @@ def pod_placement() -> dict[str, Any]:
     """The nodeSelector and toleration a pod spec needs to run on the real node."""
     return {
         "nodeSelector": {NODE_LABEL: NODE_LABEL_VALUE},
-        "tolerations": [{"key": NODE_LABEL, "operator": "Equal", "value": NODE_LABEL_VALUE, "effect": "NoSchedule"}],
+        "tolerations": [
+            {"key": NODE_LABEL, "operator": "Equal", "value": NODE_LABEL_VALUE, "effect": "NoSchedule"}
+        ],
     }
 
 

@@ -73,7 +73,9 @@ def egress_selector_config(socket_path: Path) -> dict[str, Any]:
 class RealNode:
     """One kubelet node; `start()` needs the running API server's port and the cluster's admin kubeconfig."""
 
-    def __init__(self, workdir: Path, egress_socket: Path, binaries: dict[str, Path], python: str = sys.executable):
+    def __init__(
+        self, workdir: Path, egress_socket: Path, binaries: dict[str, Path], python: str = sys.executable
+    ):
         self.workdir = workdir
         self.egress_socket = egress_socket
         self.binaries = binaries
@@ -107,7 +109,9 @@ class RealNode:
             self.nsenter(*argv), capture_output=True, text=True, timeout=timeout, check=False
         )
         if check and proc.returncode != 0:
-            raise RealNodeError(f"{' '.join(argv)} in the node failed ({proc.returncode}): {proc.stderr.strip()}")
+            raise RealNodeError(
+                f"{' '.join(argv)} in the node failed ({proc.returncode}): {proc.stderr.strip()}"
+            )
         return proc
 
     # --- start -------------------------------------------------------------------------------------------
@@ -136,13 +140,30 @@ class RealNode:
         self._start_namespaces(deadline)
         self._start_janitor()
         self._spawn_forwarder(
-            "netfwd-api", ["--inward", f"{NODE_IP}:{api_port}=127.0.0.1:{api_port}", "--connect-proxy",
-                           str(self.egress_socket)], deadline
+            "netfwd-api",
+            [
+                "--inward",
+                f"{NODE_IP}:{api_port}=127.0.0.1:{api_port}",
+                "--connect-proxy",
+                str(self.egress_socket),
+            ],
+            deadline,
         )
         self._write_configs(api_port, kubeconfig, ca_file, sandbox_image)
-        self._spawn("containerd", [str(shutil.which("containerd")), "--config", str(self.workdir / "containerd.toml")])
-        self._wait("containerd", lambda: self.run("ctr", "-a", nodeconfig.CONTAINERD_SOCKET, "version",
-                                                   timeout=5, check=False).returncode == 0, check, deadline)
+        self._spawn(
+            "containerd", [str(shutil.which("containerd")), "--config", str(self.workdir / "containerd.toml")]
+        )
+        self._wait(
+            "containerd",
+            lambda: (
+                self.run(
+                    "ctr", "-a", nodeconfig.CONTAINERD_SOCKET, "version", timeout=5, check=False
+                ).returncode
+                == 0
+            ),
+            check,
+            deadline,
+        )
         for tar in images:
             self.import_image(tar)
         self._spawn(
@@ -159,25 +180,50 @@ class RealNode:
                 "--v=1",
             ],
         )
-        self._spawn("kube-proxy", [str(self.binaries["kube-proxy"]), f"--config={self.workdir / 'kube-proxy.yaml'}"])
+        self._spawn(
+            "kube-proxy", [str(self.binaries["kube-proxy"]), f"--config={self.workdir / 'kube-proxy.yaml'}"]
+        )
 
     def import_image(self, tar: Path) -> None:
         """Load a docker-archive/OCI tar into the node's containerd (the CRI's `k8s.io` namespace)."""
-        self.run("ctr", "-a", nodeconfig.CONTAINERD_SOCKET, "-n", "k8s.io", "images", "import",
-                 "--no-unpack=false", str(tar), timeout=300)
+        self.run(
+            "ctr",
+            "-a",
+            nodeconfig.CONTAINERD_SOCKET,
+            "-n",
+            "k8s.io",
+            "images",
+            "import",
+            "--no-unpack=false",
+            str(tar),
+            timeout=300,
+        )
 
     def _start_namespaces(self, deadline: float) -> None:
         argv = [
-            "unshare", "--net", "--mount", "--pid", "--fork", "--kill-child=SIGKILL", "--mount-proc",
-            "--propagation", "private",
-            self.python, "-m", "datajobs.localcluster.nodeinit",
+            "unshare",
+            "--net",
+            "--mount",
+            "--pid",
+            "--fork",
+            "--kill-child=SIGKILL",
+            "--mount-proc",
+            "--propagation",
+            "private",
+            self.python,
+            "-m",
+            "datajobs.localcluster.nodeinit",
         ]
         self.holder = spawn("nodeinit", argv, log_path=self.log_dir / "nodeinit.log")
         while True:
             if not self.holder.alive():
-                raise RealNodeError(f"nodeinit exited {self.holder.popen.returncode}:\n{self.holder.log_tail()}")
+                raise RealNodeError(
+                    f"nodeinit exited {self.holder.popen.returncode}:\n{self.holder.log_tail()}"
+                )
             if "nodeinit: ready" in self.holder.log_tail():
-                children = Path(f"/proc/{self.holder.pid}/task/{self.holder.pid}/children").read_text().split()
+                children = (
+                    Path(f"/proc/{self.holder.pid}/task/{self.holder.pid}/children").read_text().split()
+                )
                 if children:
                     self.init_pid = int(children[0])
                     return
@@ -187,11 +233,24 @@ class RealNode:
 
     def _start_janitor(self) -> None:
         r, w = os.pipe()
-        argv = [self.python, "-m", "datajobs.localcluster.janitor", f"--fd={r}", f"--cgroup={self.cgroup}",
-                f"--init-pid={self.init_pid}", f"--remove={self.egress_socket}"]
+        argv = [
+            self.python,
+            "-m",
+            "datajobs.localcluster.janitor",
+            f"--fd={r}",
+            f"--cgroup={self.cgroup}",
+            f"--init-pid={self.init_pid}",
+            f"--remove={self.egress_socket}",
+        ]
         with (self.log_dir / "janitor.log").open("ab") as out:
-            subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                             pass_fds=(r,), start_new_session=True)
+            subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                pass_fds=(r,),
+                start_new_session=True,
+            )
         os.close(r)
         self._janitor_w = w
 
@@ -201,8 +260,14 @@ class RealNode:
     def _spawn_forwarder(self, name: str, rules: list[str], deadline: float) -> Child:
         ready = self.workdir / f"{name}.ready"
         ready.unlink(missing_ok=True)
-        argv = [self.python, "-m", "datajobs.localcluster.netfwd", f"--netns={self.netns_path}",
-                f"--ready-file={ready}", *rules]
+        argv = [
+            self.python,
+            "-m",
+            "datajobs.localcluster.netfwd",
+            f"--netns={self.netns_path}",
+            f"--ready-file={ready}",
+            *rules,
+        ]
         child = spawn(name, argv, log_path=self.log_dir / f"{name}.log")
         self.forwarders.append(child)
         while not ready.exists():
@@ -213,31 +278,46 @@ class RealNode:
 
     def expose_to_pods(self, host_port: int, deadline: float | None = None) -> tuple[str, int]:
         """Make a service on host 127.0.0.1:`host_port` reachable from the node and its pods; (ip, port)."""
-        self._spawn_forwarder(f"netfwd-in-{host_port}", [f"--inward={NODE_IP}:{host_port}=127.0.0.1:{host_port}"],
-                              deadline or time.monotonic() + 10)
+        self._spawn_forwarder(
+            f"netfwd-in-{host_port}",
+            [f"--inward={NODE_IP}:{host_port}=127.0.0.1:{host_port}"],
+            deadline or time.monotonic() + 10,
+        )
         return NODE_IP, host_port
 
     def expose_to_host(self, host_port: int, target: tuple[str, int], deadline: float | None = None) -> str:
-        """Serve `target` (an address inside the namespace, e.g. a ClusterIP) on host 127.0.0.1:`host_port`."""
-        self._spawn_forwarder(f"netfwd-out-{host_port}", [f"--outward=127.0.0.1:{host_port}={target[0]}:{target[1]}"],
-                              deadline or time.monotonic() + 10)
+        """Serve `target` (inside the namespace, e.g. a ClusterIP) on host 127.0.0.1:`host_port`."""
+        self._spawn_forwarder(
+            f"netfwd-out-{host_port}",
+            [f"--outward=127.0.0.1:{host_port}={target[0]}:{target[1]}"],
+            deadline or time.monotonic() + 10,
+        )
         return f"127.0.0.1:{host_port}"
 
-    def _write_configs(self, api_port: int, kubeconfig: dict[str, Any], ca_file: Path, sandbox_image: str) -> None:
+    def _write_configs(
+        self, api_port: int, kubeconfig: dict[str, Any], ca_file: Path, sandbox_image: str
+    ) -> None:
         w = self.workdir
         node_kubeconfig = yaml.safe_load(yaml.safe_dump(kubeconfig))
         for c in node_kubeconfig["clusters"]:
             c["cluster"]["server"] = f"https://{NODE_IP}:{api_port}"
         (w / "node.kubeconfig").write_text(yaml.safe_dump(node_kubeconfig))
         (w / "node.kubeconfig").chmod(0o600)
-        (w / "containerd.toml").write_text(nodeconfig.containerd_config(w / "containerd", w / "cni", sandbox_image))
+        (w / "containerd.toml").write_text(
+            nodeconfig.containerd_config(w / "containerd", w / "cni", sandbox_image)
+        )
         (w / "cni" / "10-datajobs.conflist").write_text(nodeconfig.cni_conflist(w / "cni-ipam"))
         (w / "resolv.conf").write_text("# no cluster DNS: pods resolve nothing (the network rule)\n")
         kubelet = nodeconfig.kubelet_config(
-            ca_file=ca_file, pod_logs_dir=self.pod_logs_dir, resolv_conf=w / "resolv.conf", cgroup_root=f"/{self.cgroup}"
+            ca_file=ca_file,
+            pod_logs_dir=self.pod_logs_dir,
+            resolv_conf=w / "resolv.conf",
+            cgroup_root=f"/{self.cgroup}",
         )
         (w / "kubelet.yaml").write_text(yaml.safe_dump(kubelet))
-        (w / "kube-proxy.yaml").write_text(yaml.safe_dump(nodeconfig.kube_proxy_config(w / "node.kubeconfig")))
+        (w / "kube-proxy.yaml").write_text(
+            yaml.safe_dump(nodeconfig.kube_proxy_config(w / "node.kubeconfig"))
+        )
 
     def _wait(self, what: str, probe: Callable[[], bool], check: Callable[[], None], deadline: float) -> None:
         while True:
@@ -246,8 +326,10 @@ class RealNode:
             if probe():
                 return
             if time.monotonic() > deadline:
-                raise RealNodeError(f"timed out waiting for {what}:\n" + "\n".join(
-                    f"--- {c.name}:\n{c.log_tail(10)}" for c in self.children))
+                raise RealNodeError(
+                    f"timed out waiting for {what}:\n"
+                    + "\n".join(f"--- {c.name}:\n{c.log_tail(10)}" for c in self.children)
+                )
             time.sleep(0.1)
 
     def check(self) -> None:
@@ -255,8 +337,8 @@ class RealNode:
         for child in [*self.children, *self.forwarders, *([self.holder] if self.holder else [])]:
             if not child.alive():
                 raise RealNodeError(
-                    f"{child.name} exited with code {child.popen.returncode}; last lines of {child.log_path}:\n"
-                    f"{child.log_tail()}"
+                    f"{child.name} exited with code {child.popen.returncode}; "
+                    f"last lines of {child.log_path}:\n{child.log_tail()}"
                 )
 
     # --- stop --------------------------------------------------------------------------------------------

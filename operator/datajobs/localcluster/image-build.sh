@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The heavy steps of the local image builds (images.py decides what to build, keys and caches it).
+# No Docker, no registry: Go + umoci + skopeo for the pause image, buildah for the Dockerfile.
+#
+#   image-build.sh install                                  install the Debian packages the builds need
+#   image-build.sh pause <src-dir> <out.tar> <ref>          static pause binary -> docker-archive tar
+#   image-build.sh app <repo> <base.tar> <base-ref> <out.tar> <ref> <store>
+#                                                           `buildah bud` of <repo>/Dockerfile on the base
+# Tars are written to <out>.tmp and renamed, so a cached tar is always complete.
+set -euo pipefail
+
+PACKAGES=(buildah umoci skopeo mmdebstrap)
+
+install() {
+  local need=() p
+  for p in "${PACKAGES[@]}"; do command -v "$p" >/dev/null || need+=("$p"); done
+  # The pause program needs any Go >= 1.19; the control plane's build already wants one on PATH.
+  command -v go >/dev/null || need+=(golang-go)
+  if ((${#need[@]} == 0)); then return 0; fi
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "image-build.sh: missing ${need[*]} and we are not root: run 'apt-get install ${need[*]}'" >&2
+    exit 1
+  fi
+  echo "image-build.sh: installing the Debian packages ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y -q --no-install-recommends "${need[@]}" >&2; then
+    apt-get update -q >&2
+    apt-get install -y -q --no-install-recommends "${need[@]}" >&2
+  fi
+}
+
+arch() { go env GOARCH; }
+
+pause() {
+  local src=${1:?src} out=${2:?out} ref=${3:?ref} work
+  work=$(mktemp -d "${TMPDIR:-/tmp}/datajobs-pause.XXXXXX")
+  trap 'rm -rf "$work"' RETURN
+  mkdir -p "$work/rootfs"
+  (cd "$src" && CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod \
+    go build -trimpath -ldflags='-s -w -buildid=' -o "$work/rootfs/pause" .)
+  tar --create --file "$work/layer.tar" --directory "$work/rootfs" --owner=0 --group=0 --numeric-owner \
+    --mtime=@0 --sort=name pause
+  umoci init --layout "$work/oci"
+  umoci new --image "$work/oci:pause"
+  umoci raw add-layer --image "$work/oci:pause" "$work/layer.tar"
+  # 65535 is the uid the upstream pause image runs as; the sandbox needs no privilege.
+  umoci config --image "$work/oci:pause" --config.entrypoint /pause --config.user 65535:65535 \
+    --os linux --architecture "$(arch)" --created 1970-01-01T00:00:00Z
+  rm -f "$out.tmp"
+  skopeo copy --quiet "oci:$work/oci:pause" "docker-archive:$out.tmp:$ref"
+  mv -f "$out.tmp" "$out"
+}
+
+app() {
+  local repo=${1:?repo} base_tar=${2:?base} base_ref=${3:?base-ref} out=${4:?out} ref=${5:?ref}
+  local store=${6:?store}
+  local b=(buildah --root "$store/root" --runroot "$store/run" --storage-driver overlay)
+  mkdir -p "$store"
+  "${b[@]}" pull --quiet "docker-archive:$base_tar" >/dev/null
+  # The build's RUN steps trust the CAs this host trusts (a TLS-inspecting proxy's, say) when they fetch
+  # from the package index; the bundle is mounted for the build only, never copied into the image.
+  local trust=()
+  if [[ -f /etc/ssl/certs/ca-certificates.crt ]]; then
+    trust=(--volume /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro)
+  fi
+  "${b[@]}" bud --isolation chroot --pull-never --layers=false "${trust[@]}" \
+    --build-arg "PYTHON_IMAGE=$base_ref" --tag "$ref" --file "$repo/Dockerfile" "$repo"
+  rm -f "$out.tmp"
+  "${b[@]}" push --quiet "$ref" "docker-archive:$out.tmp:$ref"
+  mv -f "$out.tmp" "$out"
+}
+
+# Removes a build's private buildah storage, also one a killed build left behind (overlay mounts).
+clean_store() {
+  local store=${1:?store} mnt
+  [[ -d "$store" ]] || return 0
+  buildah --root "$store/root" --runroot "$store/run" --storage-driver overlay rm --all >/dev/null 2>&1 || true
+  while read -r mnt; do umount -l "$mnt" 2>/dev/null || true; done \
+    < <(awk -v s="$store/" 'index($2, s) == 1 {print $2}' /proc/self/mounts | sort -r)
+  rm -rf "$store"
+}
+
+cmd=${1:-}
+shift || true
+case "$cmd" in
+  install) install ;;
+  pause) pause "$@" ;;
+  app) app "$@" ;;
+  clean-store) clean_store "$@" ;;
+  *) echo "usage: image-build.sh install|pause|app|clean-store ..." >&2; exit 2 ;;
+esac

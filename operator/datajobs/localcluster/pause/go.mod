@@ -1,0 +1,3 @@
+module datajobs.local/pause
+
+go 1.19
