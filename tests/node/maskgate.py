@@ -62,7 +62,9 @@ def masked_prefix(dsn: str, table: str, column: str, original) -> int:
     rows = fetch(dsn, f"SELECT id, {column} FROM {table} ORDER BY id")
     flags = [value != original(i) for i, value in rows]
     count = sum(flags)
-    assert flags == [True] * count + [False] * (len(flags) - count), f"{table}: masked rows are not a key prefix"
+    assert flags == [True] * count + [False] * (len(flags) - count), (
+        f"{table}: masked rows are not a key prefix"
+    )
     return count
 
 

@@ -6,6 +6,7 @@ reports progress on its pod and its result in its termination message, and the j
 
 from __future__ import annotations
 
+import logging
 import time
 
 from kubernetes import client
@@ -37,6 +38,8 @@ from workerkit import (  # noqa: F401 (fixtures)
 )
 
 from helpers import wait_for
+
+log = logging.getLogger(__name__)
 
 CUSTOMERS, ORDERS, BATCH = 3000, 2000, 250
 GATES = [1001, 2001]  # the worker waits inside the batch of each gated customer until the test opens it
@@ -78,7 +81,8 @@ def test_an_integrity_job_over_seeded_tables_succeeds_with_exactly_the_injected_
     assert status["status"] == "SUCCEEDED", status
     (result,) = status["data_integrity_results"]
     counts = {
-        k: result[f"total_rows_{k}"] for k in ("compared", "stale", "missing", "incorrect", "orphaned", "pending")
+        k: result[f"total_rows_{k}"]
+        for k in ("compared", "stale", "missing", "incorrect", "orphaned", "pending")
     }
     assert counts == {
         "compared": len(pair.source.keys() | pair.destination.keys()),
@@ -88,7 +92,9 @@ def test_an_integrity_job_over_seeded_tables_succeeds_with_exactly_the_injected_
         "orphaned": len(ORPHANED),
         "pending": len(PENDING),
     }
-    assert result["model_name"] == "orders" and result["is_healthy"] is False and result["sampling_rate"] == 1.0
+    assert (
+        result["model_name"] == "orders" and result["is_healthy"] is False and result["sampling_rate"] == 1.0
+    )
     assert result["mismatched_partitions"] == expected_partitions(pair, lambda _k: True)
     assert status["log_message"].startswith("1 models checked, 1 unhealthy")
     # it ran for real: a container of the built image on the real node, which exited 0
@@ -96,7 +102,7 @@ def test_an_integrity_job_over_seeded_tables_succeeds_with_exactly_the_injected_
     assert pod.spec.node_name == real_node.name and pod.spec.containers[0].image == real_node.image
     (container,) = pod.status.container_statuses
     assert container.state.terminated.exit_code == 0 and container.image_id
-    print(f"integrity job on the real node: created -> SUCCEEDED in {elapsed:.1f} s")
+    log.info(f"integrity job on the real node: created -> SUCCEEDED in {elapsed:.1f} s")
 
 
 def test_a_masking_execution_reports_rising_rows_masked_and_succeeds_with_the_right_totals(
@@ -161,4 +167,7 @@ def test_a_masking_execution_reports_rising_rows_masked_and_succeeds_with_the_ri
     assert observed[0] < observed[1] < CUSTOMERS + ORDERS
     pod = core.read_namespaced_pod("mask-worker", namespace)
     assert pod.spec.node_name == real_node.name and "datajobs.io/progress" in pod.metadata.annotations
-    print(f"masking execution on the real node: created -> SUCCEEDED in {elapsed:.1f} s; rowsMasked seen {running}")
+    log.info(
+        f"masking execution on the real node: created -> SUCCEEDED in {elapsed:.1f} s;"
+        f" rowsMasked seen {running}"
+    )

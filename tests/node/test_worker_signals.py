@@ -10,6 +10,7 @@ the operator makes of the kubelet's verdicts."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
@@ -33,6 +34,8 @@ from workerkit import (  # noqa: F401 (fixtures)
 )
 
 from helpers import wait_for
+
+log = logging.getLogger(__name__)
 
 CUSTOMERS, ORDERS, BATCH = 3000, 2000, 250
 GATE = 1001  # the worker waits inside the batch of customers 1001-1250 until the test opens the gate
@@ -82,7 +85,10 @@ def the_end(jobs, pods, job_history, kind: str, name: str, timeout: float = 90) 
     gone = pods.first(lambda s: s.type == "DELETED")
     cancelled = job_history.first(lambda s: job_status(s).get("status") == "CANCELLED")
     # one etcd: resourceVersions are its revisions, so they order writes across both kinds of object
-    assert gone.resource_version < cancelled.resource_version, (gone.resource_version, cancelled.resource_version)
+    assert gone.resource_version < cancelled.resource_version, (
+        gone.resource_version,
+        cancelled.resource_version,
+    )
     cancelling = [
         s
         for s in job_history.versions
@@ -123,7 +129,10 @@ def test_a_graceful_cancel_through_the_adapter_mid_masking_restores_everything_b
         assert code == 200, body
         # the worker got SIGTERM while its batch waits at the gate; now let that batch finish
         wait_for(
-            lambda: "stop requested: cancelled (graceful)" in kubectl("-n", namespace, "logs", "mask-worker").stdout,
+            lambda: (
+                "stop requested: cancelled (graceful)"
+                in kubectl("-n", namespace, "logs", "mask-worker").stdout
+            ),
             timeout=30,
             message="the worker's log says it was asked to stop gracefully",
         )
@@ -143,11 +152,14 @@ def test_a_graceful_cancel_through_the_adapter_mid_masking_restores_everything_b
     # the database: everything the worker disabled is enabled again, and no batch is half masked
     assert trigger_states(target) == {"customers_readonly": "A", "customers_note_audit": "O"}
     assert "orders_customer_email_fkey" in foreign_keys(target)  # back (NOT VALID: half the rows are masked)
-    assert masked_counts(target, CUSTOMERS, ORDERS, BATCH) == (GATE - 1 + BATCH, 0)  # the gated batch finished
+    assert masked_counts(target, CUSTOMERS, ORDERS, BATCH) == (
+        GATE - 1 + BATCH,
+        0,
+    )  # the gated batch finished
     assert final["rowsMasked"] == GATE - 1 + BATCH and final["rowsTotal"] == CUSTOMERS + ORDERS
     assert "restored all 2 disabled object(s)" in condition(final, "Finished")["message"]
     gone = pods.first(lambda s: s.type == "DELETED").at
-    print(f"graceful cancel on the real node: POST -> pod gone {gone - asked:.2f} s (grace 30 s)")
+    log.info(f"graceful cancel on the real node: POST -> pod gone {gone - asked:.2f} s (grace 30 s)")
 
 
 def test_an_immediate_cancel_leaves_in_time_and_its_report_of_what_it_left_disabled_reaches_the_status(
@@ -195,7 +207,7 @@ def test_an_immediate_cancel_leaves_in_time_and_its_report_of_what_it_left_disab
     asked = first_time(pods, lambda p: p.metadata.deletion_timestamp is not None)
     exited = first_time(pods, lambda p: terminated_state(p) is not None)
     gone = pods.first(lambda s: s.type == "DELETED").at
-    print(
+    log.info(
         f"immediate cancel on the real node: delete seen -> container exited {exited - asked:.2f} s,"
         f" -> pod gone {gone - asked:.2f} s (grace 5 s)"
     )
@@ -251,7 +263,9 @@ def test_a_worker_that_ignores_sigterm_is_killed_at_its_grace_and_the_job_ends_c
             lambda: "SIGTERM ignored" in kubectl("-n", namespace, "logs", "stubborn-worker").stdout,
             message="the worker got SIGTERM (and ignored it)",
         )
-        assert jobs.status("MaskingExecution", "stubborn")["status"] == "RUNNING"  # not before the pod is gone
+        assert (
+            jobs.status("MaskingExecution", "stubborn")["status"] == "RUNNING"
+        )  # not before the pod is gone
         the_end(jobs, pods, history, "MaskingExecution", "stubborn", timeout=grace + 60)
     finally:
         pods.stop()
@@ -259,11 +273,15 @@ def test_a_worker_that_ignores_sigterm_is_killed_at_its_grace_and_the_job_ends_c
     gone = pods.first(lambda s: s.type == "DELETED").at
     terminated = last_terminated(pods)
     assert terminated.exit_code == 137, terminated  # SIGKILL
-    assert grace <= gone - asked < grace + 15, f"killed {gone - asked:.1f} s after the cancel with a {grace} s grace"
-    print(f"SIGTERM-ignoring worker: cancel -> pod gone {gone - asked:.2f} s (grace {grace} s)")
+    assert grace <= gone - asked < grace + 15, (
+        f"killed {gone - asked:.1f} s after the cancel with a {grace} s grace"
+    )
+    log.info(f"SIGTERM-ignoring worker: cancel -> pod gone {gone - asked:.2f} s (grace {grace} s)")
 
 
-def test_an_oom_killed_worker_ends_failed_with_a_reason_that_says_so(real_node, node_operator, jobs, namespace):
+def test_an_oom_killed_worker_ends_failed_with_a_reason_that_says_so(
+    real_node, node_operator, jobs, namespace
+):
     script = (
         "print('allocating', flush=True)\n"
         "blocks = []\n"

@@ -6,24 +6,16 @@ Import the fixtures into a test module: `from workerkit import jobs, node_operat
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from kubernetes import client, watch
-
-_TESTS = Path(__file__).resolve().parents[1]
-for _dir in ("integration", "workers"):
-    if str(_TESTS / _dir) not in sys.path:
-        sys.path.insert(0, str(_TESTS / _dir))
-
-from operatorkit import GROUP, PLURALS, VERSION, Jobs, jobs, run_operator  # noqa: E402, F401 (fixtures)
-from pgcluster import Postgres, postgres  # noqa: E402, F401 (fixture)
+from operatorkit import GROUP, PLURALS, VERSION, Jobs, jobs, run_operator  # noqa: F401 (fixtures)
+from pgcluster import Postgres, postgres  # noqa: F401 (fixture)
 
 WORKER_SA = "datajobs-worker"
 
