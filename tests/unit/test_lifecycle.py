@@ -181,6 +181,18 @@ def test_malformed_termination_message_is_a_clear_failure(kind, message):
     validate_vendor(kind, status)
 
 
+@pytest.mark.parametrize("claimed", ["SUCCEEDED", "WARNING", "FAILED"])
+def test_a_masking_workers_own_message_is_the_finished_conditions(claimed):
+    msg = json.dumps(
+        {"status": claimed, "rowsMasked": 9, "rowsTotal": 10, "message": "1 value did not conform"}
+    )
+    phase, code = ("Failed", 1) if claimed == "FAILED" else ("Succeeded", 0)
+    pod = PodFacts("job-worker", phase, exit_code=code, termination_message=msg)
+    status = decide(facts("MaskingExecution", status=running("MaskingExecution"), pod=pod)).status
+    assert status["status"] == claimed
+    assert "1 value did not conform" in get_condition(status, FINISHED)["message"]
+
+
 def test_progress_is_mirrored_while_running():
     pod = PodFacts("job-worker", "Running", progress='{"rowsMasked": 10, "rowsTotal": -1, "bogus": 3}')
     status = decide(facts("MaskingExecution", status=running("MaskingExecution"), pod=pod)).status
@@ -266,6 +278,70 @@ def test_cancel_of_running_job_deletes_pod_and_waits_for_it(kind, graceful):
     validate_vendor(kind, third.status)
 
 
+LEFT = [
+    {"object": 'trigger "t" on "public"."c"', "restoreSql": 'ALTER TABLE "public"."c" ENABLE TRIGGER "t"'},
+    {
+        "object": 'foreign key "fk" on "public"."o"',
+        "restoreSql": 'ALTER TABLE "public"."o" ADD CONSTRAINT "fk"',
+    },
+]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("seen_terminated", [True, False])
+def test_a_cancelled_workers_final_report_reaches_the_status_once_its_pod_is_gone(kind, seen_terminated):
+    """What it left disabled (and how to restore it) is in the Finished condition, whether or not the
+    operator saw the terminated pod before it went: the pod's last state comes with its deletion."""
+    cancel = {"graceful": False}
+    report = {
+        "cancelled": True,
+        "stopMode": "immediate",
+        "rowsMasked": 1000,
+        "rowsTotal": 5000,
+        "message": "stopped: cancelled (immediate); 2 object(s) left disabled: see leftDisabled",
+        "leftDisabled": LEFT,
+        "data_integrity_results": [],
+        "log_message": "stopped while checking orders (1/1)",
+    }
+    if kind == "IntegrityJob":
+        report = {k: report[k] for k in ("cancelled", "data_integrity_results", "log_message")}
+    terminated = PodFacts(
+        "job-worker", "Failed", deleting=True, exit_code=143, termination_message=json.dumps(report)
+    )
+    status = decide(
+        facts(kind, status=running(kind), pod=PodFacts("job-worker", "Running"), cancel=cancel)
+    ).status
+    if seen_terminated:
+        status = decide(facts(kind, status=status, pod=terminated, cancel=cancel)).status or status
+        assert status["status"] == "RUNNING"
+    final = decide(replace(facts(kind, status=status, pod=None, cancel=cancel, now=T2), gone_pod=terminated))
+    assert final.status["status"] == "CANCELLED"
+    message = get_condition(final.status, FINISHED)["message"]
+    assert message.startswith("cancelled; the worker pod is gone; the worker reported: ")
+    if kind == "MaskingExecution":
+        assert final.status["rowsMasked"] == 1000 and final.status["rowsTotal"] == 5000
+        assert "2 object(s) left disabled" in message
+        for entry in LEFT:
+            assert f"{entry['object']} (restore: {entry['restoreSql']})" in message
+    else:
+        assert "stopped while checking orders (1/1)" in message and final.status["log_message"] == message
+    validate_vendor(kind, final.status)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_cancelled_worker_that_left_no_report_is_cancelled_plainly(kind):
+    cancel = {"graceful": True}
+    status = decide(
+        facts(kind, status=running(kind), pod=PodFacts("job-worker", "Running"), cancel=cancel)
+    ).status
+    killed = PodFacts(
+        "job-worker", "Failed", deleting=True, exit_code=137, termination_message="some log line"
+    )
+    final = decide(replace(facts(kind, status=status, pod=None, cancel=cancel), gone_pod=killed)).status
+    assert final["status"] == "CANCELLED"
+    assert get_condition(final, FINISHED)["message"] == "cancelled; the worker pod is gone"
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_accepted_cancel_after_restart_deletes_a_pod_not_yet_deleting(kind):
     pod = PodFacts("job-worker", "Running")
@@ -274,7 +350,9 @@ def test_accepted_cancel_after_restart_deletes_a_pod_not_yet_deleting(kind):
     # operator crashed before the delete reached the API server: same facts again
     again = decide(facts(kind, status=first.status, pod=pod, cancel=cancel, generation=2))
     assert again.status is None
-    assert [a for a in again.actions if isinstance(a, DeletePod)] == [DeletePod("job-worker", False, 1)]
+    assert [a for a in again.actions if isinstance(a, DeletePod)] == [
+        DeletePod("job-worker", False, IMMEDIATE_GRACE_SECONDS)
+    ]
 
 
 @pytest.mark.parametrize("kind", KINDS)

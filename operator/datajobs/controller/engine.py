@@ -263,6 +263,7 @@ class Engine:
             now=now_rfc3339(),
             execution_id=execution_id,
             submitted=self._submitted.get(uid),
+            gone_pod=pod_facts(self.store.gone_pods.get(uid)),
         )
         if facts.pod is not None and facts.pod.deleting and await self._pod_outlived_its_deletion(uid):
             return  # it is gone: reconcile again on the corrected view
@@ -272,6 +273,8 @@ class Engine:
         if written is None:
             return
         body = written
+        if queue_slot(body) is Slot.NONE:
+            self.store.gone_pods.pop(uid, None)  # finished: the gone pod's report is in the status now
         for action in decision.actions:
             if isinstance(action, CreatePod):
                 crash_point("before-create-pod")

@@ -72,6 +72,8 @@ class Store:
     def __init__(self) -> None:
         self.jobs: dict[str, tuple[str, dict[str, Any]]] = {}
         self.pods: dict[str, dict[str, Any]] = {}
+        self.gone_pods: dict[str, dict[str, Any]] = {}
+        """A deleted worker pod's last state (its final report), by job uid, until the job has used it."""
         self._deleted_jobs: dict[str, int] = {}
         self._deleted_pods: dict[str, None] = {}  # insertion-ordered, pruned oldest first
 
@@ -91,6 +93,7 @@ class Store:
         _prune(self._deleted_jobs)
         self.jobs.pop(uid, None)
         self.pods.pop(uid, None)
+        self.gone_pods.pop(uid, None)
 
     def put_pod(self, body: dict[str, Any]) -> str | None:
         """Store a worker pod; returns its job's uid (None for a pod that is not a worker)."""
@@ -105,6 +108,7 @@ class Store:
             or (resource_version(current) < resource_version(body))
         ):
             self.pods[job_uid] = _slim_pod(body)
+            self.gone_pods.pop(job_uid, None)
         return job_uid
 
     def drop_pod(self, body: dict[str, Any]) -> str | None:
@@ -115,6 +119,10 @@ class Store:
         current = self.pods.get(job_uid) if job_uid else None
         if job_uid and current is not None and current["metadata"]["uid"] == meta["uid"]:
             del self.pods[job_uid]
+            # the DELETED event carries the pod's final state: a report the kubelet wrote just before the
+            # delete may never have been seen as a change of its own
+            newer = resource_version(body) >= resource_version(current)
+            self.gone_pods[job_uid] = _slim_pod(body) if newer else current
         return job_uid
 
 

@@ -19,7 +19,7 @@ from datajobs.core.conditions import (
     get_condition,
     set_condition,
 )
-from datajobs.core.shapes import SHAPES, MalformedReport, StatusShape
+from datajobs.core.shapes import SHAPES, MalformedReport, StatusShape, report_summary
 from datajobs.models import TERMINAL_STATUSES, JobStatus
 
 IMMEDIATE_GRACE_SECONDS = 5
@@ -56,6 +56,7 @@ class JobFacts:
     now: str
     execution_id: int | None = None  # allocated by the caller for a new MaskingExecution
     submitted: str | None = None  # when the operator first saw a new job: its place in the FIFO queue
+    gone_pod: PodFacts | None = None  # the worker pod's last state, once it is gone (its final report)
 
 
 @dataclass(frozen=True)
@@ -159,13 +160,15 @@ def decide(facts: JobFacts) -> Decision:
     if in_cancel:
         _remember_pod_report(shape, status, facts.pod)
         if facts.pod is None:
+            _remember_pod_report(shape, status, facts.gone_pod)
             set_condition(status, CANCELLING, False, "WorkerGone", "the worker pod is gone", generation, now)
             _worker_gone(status, generation, now)
+            said = report_summary(facts.gone_pod.termination_message) if facts.gone_pod else ""
             _finish(
                 shape,
                 status,
                 JobStatus.CANCELLED,
-                "cancelled; the worker pod is gone",
+                "cancelled; the worker pod is gone" + (f"; the worker reported: {said}" if said else ""),
                 generation,
                 now,
                 actions,
@@ -255,7 +258,7 @@ def _running(
 
 def _outcome_message(status: dict[str, Any], shape: StatusShape, outcome: JobStatus, pod: PodFacts) -> str:
     field_name = shape.message_field()
-    reported = status.get(field_name, "") if field_name else ""
+    reported = status.get(field_name, "") if field_name else report_summary(pod.termination_message)
     if outcome is JobStatus.FAILED:
         why = pod.termination_reason or "Error"
         base = f"worker failed (exit code {pod.exit_code}, {why})"
