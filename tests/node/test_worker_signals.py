@@ -298,6 +298,10 @@ def test_an_oom_killed_worker_ends_failed_with_a_reason_that_says_so(
     jobs.create("IntegrityJob", "hungry", spec)
     final = jobs.wait_status("IntegrityJob", "hungry", "FAILED", "SUCCEEDED", "WARNING", timeout=120)
     assert final["status"] == "FAILED", final
+    # what the kubelet reported: OOMKilled, and (FallbackToLogsOnError) the last log lines as the message
+    terminated = terminated_state(jobs.pod("hungry"))
+    assert terminated.reason == "OOMKilled" and terminated.exit_code == 137, terminated
+    assert "holding" in terminated.message and "malformed" not in final["log_message"]
     finished = condition(final, "Finished")
     assert "OOMKilled" in finished["message"] and "137" in finished["message"], finished
     assert "OOMKilled" in final["log_message"], final["log_message"]

@@ -181,6 +181,33 @@ def test_malformed_termination_message_is_a_clear_failure(kind, message):
     validate_vendor(kind, status)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("output", ["", "allocating\nholding 48 MiB\n"])
+def test_an_oom_killed_worker_is_failed_with_a_reason_that_says_so(kind, output):
+    # FallbackToLogsOnError: a worker killed before it wrote a report leaves its last log lines as message
+    pod = PodFacts(
+        "job-worker", "Failed", exit_code=137, termination_reason="OOMKilled", termination_message=output
+    )
+    status = decide(facts(kind, status=running(kind), pod=pod)).status
+    assert status["status"] == "FAILED"
+    message = get_condition(status, FINISHED)["message"]
+    assert "exit code 137, OOMKilled: the container exceeded its memory limit" in message
+    assert "malformed" not in message and ("holding 48 MiB" in message) == bool(output)
+    if kind == "IntegrityJob":
+        assert status["log_message"] == message
+    validate_vendor(kind, status)
+
+
+def test_the_last_output_of_a_crashed_worker_is_cut_to_its_end():
+    output = "x" * 5000 + "Traceback: the end"
+    pod = PodFacts(
+        "job-worker", "Failed", exit_code=1, termination_reason="Error", termination_message=output
+    )
+    status = decide(facts("MaskingExecution", status=running("MaskingExecution"), pod=pod)).status
+    message = get_condition(status, FINISHED)["message"]
+    assert message.endswith("Traceback: the end") and len(message) < 1200
+
+
 @pytest.mark.parametrize("claimed", ["SUCCEEDED", "WARNING", "FAILED"])
 def test_a_masking_workers_own_message_is_the_finished_conditions(claimed):
     msg = json.dumps(

@@ -27,6 +27,9 @@ IMMEDIATE_GRACE_SECONDS = 5
 worker needs up to 1.5 s after SIGTERM (read its pod, cancel the statement, write the report naming what
 it left disabled), and the kubelet kills it at the grace. A prompt worker is gone long before this ends."""
 DEFAULT_GRACE_SECONDS = 30
+LAST_OUTPUT_CHARS = 1000
+TERMINATION_REASONS = {"OOMKilled": "OOMKilled: the container exceeded its memory limit"}
+"""How the kubelet's reason for a terminated container is told in a FAILED job's message."""
 
 
 @dataclass(frozen=True)
@@ -233,9 +236,12 @@ def _running(
     try:
         claimed = shape.apply_result(status, pod.termination_message)
     except MalformedReport as exc:
-        _finish(
-            shape, status, JobStatus.FAILED, f"malformed termination message: {exc}", generation, now, actions
-        )
+        if pod.phase == "Failed":  # killed or crashed before any report: the message is its last log lines
+            last = pod.termination_message.strip()[-LAST_OUTPUT_CHARS:]
+            message = f"{_outcome_message(status, shape, JobStatus.FAILED, pod)}; its last output: {last}"
+        else:
+            message = f"malformed termination message: {exc}"
+        _finish(shape, status, JobStatus.FAILED, message, generation, now, actions)
         return
     if pod.phase == "Succeeded":
         outcome = JobStatus(claimed) if claimed in ("SUCCEEDED", "WARNING") else JobStatus.SUCCEEDED
@@ -260,7 +266,7 @@ def _outcome_message(status: dict[str, Any], shape: StatusShape, outcome: JobSta
     field_name = shape.message_field()
     reported = status.get(field_name, "") if field_name else report_summary(pod.termination_message)
     if outcome is JobStatus.FAILED:
-        why = pod.termination_reason or "Error"
+        why = TERMINATION_REASONS.get(pod.termination_reason, pod.termination_reason or "Error")
         base = f"worker failed (exit code {pod.exit_code}, {why})"
         return f"{base}: {reported}" if reported else base
     return reported or f"worker finished: {outcome.value}"
