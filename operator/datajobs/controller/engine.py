@@ -12,10 +12,10 @@ from typing import Any, cast
 
 from datajobs.controller import metrics
 from datajobs.controller.apisession import ApiError, Conflict, Gone
-from datajobs.controller.config import OperatorConfig
+from datajobs.controller.config import OperatorConfig, namespace_share
 from datajobs.controller.counter import ExecutionIds
 from datajobs.controller.faults import crash_point
-from datajobs.controller.kubeio import KubeIO
+from datajobs.controller.kubeio import KubeIO, NotOurPod
 from datajobs.controller.store import Store
 from datajobs.controller.workqueue import WorkQueue
 from datajobs.core.lifecycle import (
@@ -25,14 +25,18 @@ from datajobs.core.lifecycle import (
     Emit,
     JobFacts,
     PodFacts,
+    Recheck,
+    create_retry_seconds,
     decide,
+    status_refused,
+    worker_name_taken,
     worker_refused,
     worker_rejected,
 )
-from datajobs.core.observe import pod_facts, queue_slot, sort_key
+from datajobs.core.observe import controller_uid, is_worker_of, pod_facts, queue_slot, sort_key
 from datajobs.core.queue import DispatchQueue, Slot
 from datajobs.core.shapes import SHAPES
-from datajobs.core.workerpod import LABEL_MANAGED_BY, MANAGED_BY, WorkerDefaults, build_worker_pod
+from datajobs.core.workerpod import MANAGED_BY, WORKER_POD_SELECTOR, WorkerDefaults, build_worker_pod
 from datajobs.models.kinds import KINDS, MASKING_EXECUTION
 
 log = logging.getLogger("datajobs.operator")
@@ -58,7 +62,10 @@ class Engine:
         self.store = Store()
         self.work = WorkQueue()
         self.queues = {
-            k.kind: DispatchQueue(config.max_running, config.max_running_per_namespace) for k in KINDS
+            k.kind: DispatchQueue(
+                config.max_running, namespace_share(config.max_running, config.max_running_per_namespace)
+            )
+            for k in KINDS
         }
         self.ids = ExecutionIds(io, config.state_namespace)
         self.defaults = WorkerDefaults(
@@ -68,6 +75,8 @@ class Engine:
             node_selector=config.worker_node_selector,
             tolerations=config.worker_tolerations,
         )
+        if config.worker_resources is not None:
+            self.defaults = replace(self.defaults, resources=config.worker_resources)
         self._tasks: list[asyncio.Task[None]] = []
         self._side_tasks: set[asyncio.Task[None]] = set()
         self._events = asyncio.Semaphore(16)
@@ -78,6 +87,8 @@ class Engine:
         self._cancel_seen: dict[str, tuple[int, float]] = {}
         # pod uid -> when its deletion should be over (monotonic): ours to delete, until its event shows it
         self._stop_requested: dict[str, float] = {}
+        # job uid -> (refused creates of its worker so far, when the next may be tried: monotonic)
+        self._create_backoff: dict[str, tuple[int, float]] = {}
         self._unconfirmed_pods: dict[
             str, dict[str, Any]
         ] = {}  # pod uid -> pod listed at start, not yet watched
@@ -90,7 +101,7 @@ class Engine:
         """List every job and worker pod once (so decisions never see half a cluster), then start workers."""
         namespaces = self.config.namespaces or (None,)
         for namespace in namespaces:
-            pods = await self.io.list_pods(namespace, f"{LABEL_MANAGED_BY}={MANAGED_BY}")
+            pods = await self.io.list_pods(namespace, WORKER_POD_SELECTOR)
             for pod in pods.get("items", []):
                 self.store.put_pod(pod)
                 self._unconfirmed_pods[pod["metadata"]["uid"]] = pod
@@ -140,6 +151,7 @@ class Engine:
             self._first_seen.pop(uid, None)
             self._submitted.pop(uid, None)
             self._cancel_seen.pop(uid, None)
+            self._create_backoff.pop(uid, None)
             self._schedule(kind)
             return
         self._observe_job(kind, body)
@@ -263,6 +275,7 @@ class Engine:
             now=now_rfc3339(),
             execution_id=execution_id,
             submitted=self._submitted.get(uid),
+            start_deadline_seconds=self.config.worker_start_deadline_seconds,
             gone_pod=pod_facts(self.store.gone_pods.get(uid)),
         )
         if facts.pod is not None and facts.pod.deleting and await self._pod_outlived_its_deletion(uid):
@@ -274,22 +287,34 @@ class Engine:
             return
         body = written
         if queue_slot(body) is Slot.NONE:
-            self.store.gone_pods.pop(uid, None)  # finished: the gone pod's report is in the status now
+            self.store.gone_pods.pop(uid, None)  # finished: the gone worker's report is in the status now
         for action in decision.actions:
             if isinstance(action, CreatePod):
+                if self._create_held_back(uid):
+                    continue
                 crash_point("before-create-pod")
                 await self._create_pod(kind, body, facts)
             elif isinstance(action, DeletePod):
                 crash_point("before-stop-pod")
                 mode = "graceful" if action.graceful else "immediate"
-                await self.io.stop_pod(meta["namespace"], action.name, mode, action.grace_seconds)
-                pod = self.store.pods.get(uid)
-                if pod is not None:
-                    self._stop_requested[pod["metadata"]["uid"]] = time.monotonic() + action.grace_seconds
+                try:
+                    await self.io.stop_pod(
+                        meta["namespace"], action.name, action.uid, mode, action.grace_seconds
+                    )
+                except NotOurPod as exc:  # another pod took the name since we saw ours: leave it be
+                    log.warning("not stopping %s/%s: %s", meta["namespace"], action.name, exc)
+                    pod = self.store.worker(uid)
+                    if pod is not None:
+                        await self._recheck_pod(pod)
+                    self.work.add(uid)
+                    continue
+                self._stop_requested[action.uid] = time.monotonic() + action.grace_seconds
                 self.work.add_after(uid, action.grace_seconds + GONE_CHECK_MARGIN_SECONDS)
                 self._observe_cancel_latency(kind, uid, "delete_requested")
             elif isinstance(action, Emit):
                 self._emit(body, action)
+            elif isinstance(action, Recheck):
+                self.work.add_after(uid, action.after_seconds)
 
     async def _apply(self, kind: str, body: dict[str, Any], decision: Decision) -> None:
         """Write a status-only decision and post its Events (no pod actions)."""
@@ -302,7 +327,9 @@ class Engine:
     async def _pod_outlived_its_deletion(self, uid: str) -> bool:
         """A pod deleted between our start-up listing and kopf's watch start has no DELETED event to come.
         Once a pod we stopped is past its grace period, ask the API server; drop it if it is gone."""
-        pod = self.store.pods[uid]
+        pod = self.store.worker(uid)
+        if pod is None:
+            return False
         deadline = self._stop_requested.get(pod["metadata"]["uid"])
         if deadline is None:
             return False
@@ -316,14 +343,16 @@ class Engine:
         return False
 
     def _pod_facts(self, uid: str) -> PodFacts | None:
-        pod = self.store.pods.get(uid)
+        pod = self.store.worker(uid)
         facts = pod_facts(pod)
         if facts is not None and pod is not None and not facts.deleting:
             if pod["metadata"]["uid"] in self._stop_requested:
                 facts = replace(facts, deleting=True)  # our delete is in flight; don't send another
         return facts
 
-    async def _write(self, kind: str, body: dict[str, Any], decision: Decision) -> dict[str, Any] | None:
+    async def _write(
+        self, kind: str, body: dict[str, Any], decision: Decision, last_resort: bool = False
+    ) -> dict[str, Any] | None:
         """Write the decided status (if any) at the resourceVersion it was decided on; None if stale."""
         if decision.status is None:
             return body
@@ -345,6 +374,12 @@ class Engine:
             return None
         except Gone:
             self.job_event(kind, "DELETED", body)
+            return None
+        except ApiError as exc:
+            if exc.status not in (400, 422):
+                raise  # the API server busy, …: worth retrying
+            metrics.STATUS_WRITES.labels(kind=kind, result="refused").inc()
+            await self._status_refused(kind, body, exc, last_resort)
             return None
         metrics.STATUS_WRITES.labels(kind=kind, result="ok").inc()
         after = decision.status["status"]
@@ -369,18 +404,52 @@ class Engine:
         self._observe_job(kind, written)
         return written
 
+    async def _status_refused(
+        self, kind: str, body: dict[str, Any], exc: ApiError, last_resort: bool
+    ) -> None:
+        """The API server refused a status as invalid: retrying the same write would loop forever. Fail
+        the job with the reason instead (its last good status kept); if even that is refused, say so in a
+        Warning Event and the log, and leave the job for a person."""
+        meta = body["metadata"]
+        reason = f"HTTP {exc.status}: {exc.message}"
+        log.error("status of %s/%s refused by the API server: %s", meta["namespace"], meta["name"], reason)
+        facts = JobFacts(kind, meta, body.get("spec") or {}, body.get("status"), None, False, now_rfc3339())
+        if last_resort:  # the FAILED status itself was refused
+            self._emit(
+                body, Emit("StatusWriteRefused", f"the job's status cannot be written: {reason}", True)
+            )
+            return
+        fallback = status_refused(facts, reason)
+        written = await self._write(kind, body, fallback, last_resort=True)
+        if written is not None:
+            for action in fallback.actions:
+                if isinstance(action, Emit):
+                    self._emit(written, action)
+
     async def _create_pod(self, kind: str, body: dict[str, Any], facts: JobFacts) -> None:
         pod = build_worker_pod(kind, body, self.defaults)
         try:
             created = await self.io.create_pod(pod)
-            if created is None:  # it already existed: read it, so our view never misses a live pod
+            if created is None:  # the name is taken: ours from before a crash, or someone else's pod
                 created = await self.io.get_pod(pod["metadata"]["namespace"], pod["metadata"]["name"])
+                if not is_worker_of(created, body["metadata"]):
+                    await self._name_taken(kind, body, facts, created)
+                    return
             # The watch event comes later; until then a cancel must not take "no pod seen" for "pod gone".
             self.store.put_pod(created)
         except ApiError as exc:
-            if exc.status == 403:  # a quota or an admission policy: visible on the job, then retried
+            if exc.status == 403:  # a quota or an admission policy: visible on the job, retried with backoff
                 await self._apply(kind, body, worker_refused(_facts_of(kind, body, facts), exc.message))
-                raise
+                delay = self._retry_after(body["metadata"]["uid"])
+                log.warning(
+                    "worker pod of %s/%s refused (HTTP 403), trying again in %.0f s: %s",
+                    facts.meta["namespace"],
+                    facts.meta["name"],
+                    delay,
+                    exc.message,
+                )
+                self.work.add_after(body["metadata"]["uid"], delay)
+                return
             if exc.status not in (400, 422):
                 raise  # the API server busy, …: worth retrying
             reason = f"HTTP {exc.status}: {exc.message}"
@@ -389,9 +458,46 @@ class Engine:
             )
             await self._apply(kind, body, worker_rejected(_facts_of(kind, body, facts), reason))
             return
+        self._create_backoff.pop(body["metadata"]["uid"], None)
         started = self._first_seen.get(body["metadata"]["uid"])
         if started is not None:
             metrics.DISPATCH_LATENCY.labels(kind=kind).observe(time.monotonic() - started)
+
+    def _retry_after(self, uid: str) -> float:
+        """Back off after a refused create: the next one waits 2, 4, 8, … s, whatever events come."""
+        attempt = self._create_backoff.get(uid, (0, 0.0))[0]
+        delay = create_retry_seconds(attempt)
+        self._create_backoff[uid] = (attempt + 1, time.monotonic() + delay)
+        return delay
+
+    def _create_held_back(self, uid: str) -> bool:
+        """True (and a reconcile scheduled for then) while a refused create's backoff lasts."""
+        backoff = self._create_backoff.get(uid)
+        if backoff is None:
+            return False
+        wait = backoff[1] - time.monotonic()
+        if wait > 0:
+            self.work.add_after(uid, wait)
+            return True
+        return False
+
+    async def _name_taken(
+        self, kind: str, body: dict[str, Any], facts: JobFacts, squatter: dict[str, Any]
+    ) -> None:
+        """A pod that is not this job's worker holds the worker's name: report it, never adopt or delete it,
+        and try again later (its owner may remove it; the start deadline bounds the wait)."""
+        meta = squatter["metadata"]
+        owner = controller_uid(squatter)
+        log.warning(
+            "worker pod name %s/%s is taken by a pod this job does not own (uid %s, controller %s)",
+            meta["namespace"],
+            meta["name"],
+            meta.get("uid"),
+            owner or "none",
+        )
+        decision = worker_name_taken(_facts_of(kind, body, facts), meta["name"], owner)
+        await self._apply(kind, body, decision)
+        self.work.add_after(body["metadata"]["uid"], self._retry_after(body["metadata"]["uid"]))
 
     # -- observability -----------------------------------------------------------------------------------
 

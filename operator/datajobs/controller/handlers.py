@@ -13,7 +13,7 @@ from datajobs.controller.apisession import ApiError, ApiSession
 from datajobs.controller.config import OperatorConfig
 from datajobs.controller.engine import Engine
 from datajobs.controller.kubeio import KubeIO
-from datajobs.core.workerpod import LABEL_MANAGED_BY, MANAGED_BY
+from datajobs.core.workerpod import LABEL_MANAGED_BY, MANAGED_BY, WORKER_POD_SELECTOR
 from datajobs.models.kinds import GROUP, INTEGRITY_JOB, MASKING_EXECUTION, VERSION
 
 _engine: Engine | None = None  # for the metrics collector, which runs outside kopf's handler context
@@ -64,6 +64,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.posting.level = logging.WARNING  # our engine posts the lifecycle Events itself
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # one "handler succeeded" line per event
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # liveness probes
+    # Ask the API server for worker pods only: a handler's `labels=` filters on the client side, after every
+    # pod in the cluster (or namespace) has been sent, decoded and kept in kopf's watch.
+    settings.watching.label_selectors[("", "v1", "pods")] = WORKER_POD_SELECTOR
     settings.watching.server_timeout = 600
     settings.watching.client_timeout = 660
     settings.networking.request_timeout = 60

@@ -6,13 +6,17 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
-from datajobs.controller.apisession import ApiSession, Conflict, Gone
+from datajobs.controller.apisession import ApiError, ApiSession, Conflict, Gone
 from datajobs.core.workerpod import ANNOTATION_CANCEL_MODE
 from datajobs.models.kinds import GROUP, KINDS, VERSION, KindInfo
 
 log = logging.getLogger(__name__)
 MERGE_PATCH = "application/merge-patch+json"
 KIND_BY_NAME: dict[str, KindInfo] = {k.kind: k for k in KINDS}
+
+
+class NotOurPod(Exception):
+    """The pod under the worker's name is not the one we meant (another uid): nothing was changed."""
 
 
 class KubeIO:
@@ -56,7 +60,8 @@ class KubeIO:
         return await self.api.request("GET", path, params={"labelSelector": selector})
 
     async def create_pod(self, pod: dict[str, Any]) -> dict[str, Any] | None:
-        """Create the pod; None when it already exists (the name is deterministic, so that is our pod)."""
+        """Create the pod; None when a pod of that name already exists (ours from before a crash, or
+        someone else's: the caller reads it and checks whose it is)."""
         namespace = pod["metadata"]["namespace"]
         try:
             return await self.api.request(
@@ -71,15 +76,17 @@ class KubeIO:
     async def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
         return await self.api.request("GET", f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(name)}")
 
-    async def stop_pod(self, namespace: str, name: str, mode: str, grace_seconds: int) -> None:
-        """Tell the worker how it is being stopped (annotation), then delete it with that grace."""
+    async def stop_pod(self, namespace: str, name: str, uid: str, mode: str, grace_seconds: int) -> None:
+        """Tell the worker how it is being stopped (annotation), then delete it with that grace; both only
+        if the pod under that name is still the one with `uid` (else NotOurPod, and nothing changed)."""
         path = f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(name)}"
         try:
             await self.api.request(
                 "PATCH",
                 path,
                 params={"fieldManager": self.field_manager},
-                body={"metadata": {"annotations": {ANNOTATION_CANCEL_MODE: mode}}},
+                # a uid in a patch is a precondition: another pod under this name refuses it (409/422)
+                body={"metadata": {"uid": uid, "annotations": {ANNOTATION_CANCEL_MODE: mode}}},
                 content_type=MERGE_PATCH,
             )
             await self.api.request(
@@ -90,10 +97,15 @@ class KubeIO:
                     "kind": "DeleteOptions",
                     "gracePeriodSeconds": grace_seconds,
                     "propagationPolicy": "Background",
+                    "preconditions": {"uid": uid},
                 },
             )
         except Gone:
             log.debug("pod %s/%s already gone", namespace, name)
+        except ApiError as exc:
+            if exc.status in (409, 422):
+                raise NotOurPod(f"pod {namespace}/{name} is no longer uid {uid}: {exc.message}") from exc
+            raise
 
     # -- events and the execution counter --------------------------------------------------------------
 

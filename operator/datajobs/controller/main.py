@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 from collections.abc import Callable
 from typing import TypeVar
@@ -11,7 +12,7 @@ from typing import TypeVar
 import kopf
 from prometheus_client import start_http_server
 
-from datajobs.controller.config import OperatorConfig
+from datajobs.controller.config import OperatorConfig, parse_resources
 from datajobs.core.workerpod import parse_node_selector, parse_toleration
 
 T = TypeVar("T")
@@ -54,7 +55,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-running-per-namespace",
         type=int,
         default=int(v) if (v := _env("MAX_RUNNING_PER_NAMESPACE")) else None,
-        help="optional cap of running jobs per kind and namespace",
+        help="running jobs per kind one namespace may hold (default: half of --max-running; 0: no cap)",
+    )
+    parser.add_argument(
+        "--worker-start-deadline",
+        type=float,
+        default=float(_env("WORKER_START_DEADLINE", "300") or 300),
+        help="seconds a worker may take to start before its job FAILS (spec.startDeadlineSeconds wins)",
     )
     parser.add_argument(
         "--worker-image",
@@ -65,6 +72,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--worker-service-account",
         default=_env("WORKER_SERVICE_ACCOUNT"),
         help="ServiceAccount of default worker pods",
+    )
+    parser.add_argument(
+        "--worker-resources",
+        default=_env("WORKER_RESOURCES"),
+        help='requests/limits of default worker containers as JSON, e.g. \'{"requests": {"cpu": "100m"}}\' '
+        "(default: requests cpu 100m, memory 128Mi; limits memory 512Mi)",
     )
     parser.add_argument(
         "--worker-image-pull-policy",
@@ -119,13 +132,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    try:
+        resources = parse_resources(args.worker_resources) if args.worker_resources else None
+    except ValueError as exc:
+        logging.getLogger("datajobs").error("datajobs run: %s", exc)
+        return 2
     config = OperatorConfig(
         kubeconfig=args.kubeconfig,
         namespaces=tuple(args.namespace),
         max_running=args.max_running,
         max_running_per_namespace=args.max_running_per_namespace,
+        worker_start_deadline_seconds=args.worker_start_deadline,
         worker_image=args.worker_image,
         worker_service_account=args.worker_service_account,
+        worker_resources=resources,
         worker_image_pull_policy=args.worker_image_pull_policy,
         worker_node_selector=tuple(args.worker_node_selector),
         worker_tolerations=tuple(args.worker_toleration),

@@ -37,6 +37,22 @@ _KCM_DISABLED = (
     "node-route-controller",
 )
 T = TypeVar("T")
+# The API server's own record of who lists and watches what (pods, secrets, our kinds): the server-side proof
+# that a client asked for a label selector or one namespace. Everything else is not logged.
+AUDIT_POLICY: dict[str, Any] = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        {
+            "level": "Metadata",
+            "verbs": ["list", "watch"],
+            "resources": [{"group": "", "resources": ["pods", "secrets"]}, {"group": "datajobs.io"}],
+        },
+        {"level": "Metadata", "verbs": ["create"], "resources": [{"group": "", "resources": ["pods"]}]},
+        {"level": "None"},
+    ],
+}
 
 
 class ClusterError(RuntimeError):
@@ -143,6 +159,11 @@ class LocalCluster:
     def log_dir(self) -> Path:
         return self.workdir / "logs"
 
+    @property
+    def audit_log(self) -> Path:
+        """The API server's audit log (JSON lines; see AUDIT_POLICY for what it records)."""
+        return self.log_dir / "audit.log"
+
     def pids(self) -> list[int]:
         return [c.pid for c in self.children if c.alive()]
 
@@ -213,6 +234,8 @@ class LocalCluster:
             ],
         )
         pki = self.pki
+        audit_policy = self.workdir / "audit-policy.yaml"
+        audit_policy.write_text(yaml.safe_dump(AUDIT_POLICY, sort_keys=False))
         self._spawn(
             "kube-apiserver",
             [
@@ -232,6 +255,8 @@ class LocalCluster:
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--allow-privileged=true",
                 # No TaintNodesByCondition: fake nodes never get the not-ready taint (node lifecycle is off).
+                # Strict like OpenShift: setting blockOwnerDeletion needs `update` on the owner's finalizers.
+                "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
                 # ServiceAccount admission (token mounts) only with a real node, whose pods use in-cluster
                 # config; without one, pods in a new namespace need not wait for its `default` SA.
                 "--disable-admission-plugins="
@@ -244,6 +269,9 @@ class LocalCluster:
                 "--profiling=false",
                 "--max-requests-inflight=1000",
                 "--max-mutating-requests-inflight=500",
+                f"--audit-policy-file={audit_policy}",
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-maxsize=512",
                 *self._real_node_flags(),
             ],
         )
