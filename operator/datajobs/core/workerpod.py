@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from datajobs.models.kinds import GROUP, INTEGRITY_JOB, KINDS, KindInfo
@@ -15,12 +15,19 @@ LABEL_KIND = f"{GROUP}/kind"
 LABEL_JOB = f"{GROUP}/job"
 LABEL_JOB_UID = f"{GROUP}/job-uid"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+WORKER_POD_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"  # what the operator's pod watch asks the server for
 ANNOTATION_CANCEL_MODE = f"{GROUP}/cancel-mode"
 ANNOTATION_PROGRESS = f"{GROUP}/progress"
 WORKER_CONTAINER = "worker"
 MASKING_RULES_MOUNT = "/etc/datajobs/masking"
 
 KIND_BY_NAME: dict[str, KindInfo] = {k.kind: k for k in KINDS}
+
+
+DEFAULT_WORKER_RESOURCES: dict[str, dict[str, str]] = {
+    "requests": {"cpu": "100m", "memory": "128Mi"},
+    "limits": {"memory": "512Mi"},
+}
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,33 @@ class WorkerDefaults:
     image: str = "datajobs-operator:0.1.0"
     image_pull_policy: str = "IfNotPresent"
     service_account: str | None = None
+    # requests and limits: a quota'd namespace refuses pods without them, and a scheduler cannot place well
+    resources: dict[str, dict[str, str]] = field(default_factory=lambda: dict(DEFAULT_WORKER_RESOURCES))
+    node_selector: tuple[tuple[str, str], ...] = ()
+    tolerations: tuple[tuple[str, str, str], ...] = ()  # (key, value, effect); value "" means Exists
+
+
+def parse_node_selector(text: str) -> tuple[str, str]:
+    """`key=value` (a --worker-node-selector flag) -> (key, value); ValueError says what is wrong."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def parse_toleration(text: str) -> tuple[str, str, str]:
+    """`key[=value]:Effect` (a --worker-toleration flag) -> (key, value, effect)."""
+    rest, sep, effect = text.rpartition(":")
+    key, _, value = rest.partition("=")
+    if not sep or not key or effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
+        raise ValueError(f"expected KEY[=VALUE]:NoSchedule|PreferNoSchedule|NoExecute, got {text!r}")
+    return key, value, effect
+
+
+def toleration(key: str, value: str, effect: str) -> dict[str, str]:
+    if value:
+        return {"key": key, "operator": "Equal", "value": value, "effect": effect}
+    return {"key": key, "operator": "Exists", "effect": effect}
 
 
 def short_name(name: str, suffix: str = "", limit: int = 63) -> str:
@@ -50,7 +84,9 @@ def worker_env(
 ) -> list[dict]:
     """The job's parameters as DATAJOBS_* variables (docs/worker-protocol.md)."""
     params = {
-        k: v for k, v in spec.items() if k not in ("template", "cancelRequested", "connectionSecretName")
+        k: v
+        for k, v in spec.items()
+        if k not in ("template", "cancelRequested", "connectionSecretName", "startDeadlineSeconds")
     }
 
     def text(value: Any) -> str:
@@ -94,6 +130,7 @@ def default_template(kind: KindInfo, defaults: WorkerDefaults) -> dict[str, Any]
                 "image": defaults.image,
                 "imagePullPolicy": defaults.image_pull_policy,
                 "args": ["worker", kind.worker],
+                "resources": copy.deepcopy(defaults.resources),
                 "securityContext": {
                     "allowPrivilegeEscalation": False,
                     "readOnlyRootFilesystem": True,
@@ -105,6 +142,10 @@ def default_template(kind: KindInfo, defaults: WorkerDefaults) -> dict[str, Any]
     }
     if defaults.service_account:
         pod_spec["serviceAccountName"] = defaults.service_account
+    if defaults.node_selector:
+        pod_spec["nodeSelector"] = dict(defaults.node_selector)
+    if defaults.tolerations:
+        pod_spec["tolerations"] = [toleration(*t) for t in defaults.tolerations]
     return {"spec": pod_spec}
 
 

@@ -10,6 +10,7 @@ never leave the database. Memory stays bounded by the batch size and the bucket 
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ from datajobs.workers.protocol import (
     MESSAGE_LIMIT,
     ConfigError,
     json_env,
+    publish_result,
     require,
     write_termination_message,
 )
@@ -705,17 +707,23 @@ class IntegrityWorker:
         else:
             report["status"] = status
         report["log_message"] = log_message
-        results = [r.model_dump() for r in self.results]
-        report["data_integrity_results"] = results
-        # Keep every model's counts within the 4096 bytes, shortening partition lists first if need be.
+        report["data_integrity_results"] = [r.model_dump() for r in self.results]
+        return report
+
+    @staticmethod
+    def _fitted(report: dict[str, Any]) -> dict[str, Any]:
+        """The report for the 4096-byte termination message: every model's counts kept, partition lists
+        shortened first if need be (the full report is on the pod's result annotation)."""
+        fitted = copy.deepcopy(report)
+        results = fitted["data_integrity_results"]
         for keep in (None, 20, 5, 1, 0):
             if keep is not None:
                 for r in results:
                     r["mismatched_partitions"] = (r["mismatched_partitions"] or [])[:keep]
-                report["log_message"] = f"{log_message} (partition lists truncated; full results in the log)"
-            if len(json.dumps(report, separators=(",", ":"), ensure_ascii=False).encode()) <= MESSAGE_LIMIT:
+                fitted["log_message"] = f"{report['log_message']} (partition lists truncated in this message)"
+            if len(json.dumps(fitted, separators=(",", ":"), ensure_ascii=False).encode()) <= MESSAGE_LIMIT:
                 break
-        return report
+        return fitted
 
     def _finish(self, code: int, report: dict[str, Any]) -> int:
         with self._report_lock:
@@ -725,5 +733,7 @@ class IntegrityWorker:
             self.watcher.finished()
             self.progress.close(flush_timeout=0.0 if code == EXIT_STOPPED else 1.0)
             log.info("full results: %s", json.dumps([r.model_dump() for r in self.results]))
-            write_termination_message(report, ("data_integrity_results",))
+            if code != EXIT_STOPPED:  # a stopped worker has no time to spare: its message says what it did
+                publish_result(self.progress.api, report)
+            write_termination_message(self._fitted(report), ("data_integrity_results",))
         return code
