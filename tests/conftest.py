@@ -22,6 +22,7 @@ from kubernetes.client.rest import ApiException
 
 from datajobs.localcluster import BinariesError, ClusterError, LocalCluster, ensure_binaries, find_binaries
 from datajobs.localcluster.binaries import NODE, cache_dir, missing
+from datajobs.localcluster.images import Images, ImagesError, ensure_images, find_images, images_dir
 from datajobs.localcluster.nodeconfig import NODE_NAME, pod_placement
 from datajobs.localcluster.realnode import RealNode, RealNodeError, unavailable_reason
 from helpers import kubectl_exe, wait_for
@@ -31,6 +32,7 @@ CRDS_DIR = REPO_ROOT / "crds"
 REUSE_ENV = "DATAJOBS_TEST_KUBECONFIG"
 
 _binaries_error: str | None = None
+_images_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,13 +49,12 @@ class Cluster:
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
-    """Build missing control-plane binaries now, before any per-test timeout starts ticking."""
+    """Build missing control-plane binaries and images now, before any per-test timeout starts ticking."""
     global _binaries_error
+    _build_images(config, items)
     if os.environ.get(REUSE_ENV) or not any("cluster" in getattr(i, "fixturenames", ()) for i in items):
         return
     wants_node = any("real_node" in getattr(i, "fixturenames", ()) for i in items)
-    if wants_node and unavailable_reason() is None:
-        _build_images(config)
     todo = missing() + (missing(NODE) if wants_node else [])
     if not todo:
         return
@@ -70,21 +71,32 @@ def pytest_collection_modifyitems(
         _binaries_error = str(exc)
 
 
-_image_error: str | None = None
-
-
-def _build_images(config: pytest.Config) -> None:
-    """Build the project's image (and the node's pause image) now, outside any test's timeout."""
-    global _image_error
-    from datajobs.localcluster.images import ImagesError, ensure_images
-
+def _build_images(config: pytest.Config, items: list[pytest.Item]) -> None:
+    global _images_error
+    if not any("images" in getattr(i, "fixturenames", ()) for i in items) or find_images(REPO_ROOT):
+        return
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.write_line("building or finding the real node's image (cached by content)", yellow=True)
+        reporter.write_line(
+            f"building the images (`make image`); the first build takes several minutes (logs: "
+            f"{images_dir()})",
+            yellow=True,
+        )
     try:
-        ensure_images()
+        ensure_images(REPO_ROOT)
     except ImagesError as exc:
-        _image_error = str(exc)
+        _images_error = str(exc)
+
+
+@pytest.fixture(scope="session")
+def images() -> Images:
+    """The pause and app images of this checkout (docker-archive tars + refs), built if missing."""
+    if _images_error is not None:
+        pytest.fail(f"the images could not be built: {_images_error}", pytrace=False)
+    try:
+        return ensure_images(REPO_ROOT)
+    except ImagesError as exc:
+        pytest.fail(f"the images could not be built: {exc}", pytrace=False)
 
 
 def _server_of(kubeconfig: str) -> str:
@@ -257,22 +269,17 @@ class Node:
 
 
 @pytest.fixture(scope="session")
-def real_node(cluster: Cluster) -> Node:
+def real_node(cluster: Cluster, images: Images) -> Node:
     """A kubelet + containerd node in the harness's own namespaces, with the project's image loaded.
 
     Fails (never skips) where a real node cannot run, with the reason."""
-    from datajobs.localcluster.images import ImagesError, ensure_images
-
     reason = unavailable_reason()
     if reason:
         pytest.fail(f"the real-node tests need a real node: {reason}", pytrace=False)
-    if _image_error is not None:
-        pytest.fail(f"the image could not be built: {_image_error}", pytrace=False)
     if cluster.local is None:
         pytest.fail(f"the real-node tests need the harness's own cluster, not ${REUSE_ENV}", pytrace=False)
     try:
-        images = ensure_images()
         node = cluster.local.add_real_node([images.pause_tar, images.app_tar], images.pause_ref)
-    except (ImagesError, RealNodeError, ClusterError, BinariesError) as exc:
+    except (RealNodeError, ClusterError, BinariesError) as exc:
         pytest.fail(f"the real node did not start: {exc}", pytrace=False)
     return Node(node, NODE_NAME, images.app_ref, pod_placement())

@@ -126,13 +126,27 @@ def kinds(docs: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
 # --- credentials of the chart's ServiceAccounts ----------------------------------------------------------
 
 
-def token_for(kubectl: Any, namespace: str, service_account: str, duration: str = "2h") -> str:
-    """A real ServiceAccount token from the TokenRequest API (`kubectl create token`).
+def token_for(
+    kubectl: Any,
+    namespace: str,
+    service_account: str,
+    duration: str = "2h",
+    bound_pod: tuple[str, str] | None = None,
+) -> str:
+    """A real ServiceAccount token from the TokenRequest API (`kubectl create token`); with `bound_pod`
+    (name, uid) bound to that pod, like the token the kubelet mounts into it.
 
     Neither kopf nor kubernetes_asyncio honours kubeconfig impersonation (`as:`), so impersonation cannot
     carry the operator's identity; a token signed by the API server's service-account key can.
     """
-    proc = kubectl("create", "token", service_account, "-n", namespace, f"--duration={duration}")
+    bound = []
+    if bound_pod is not None:
+        bound = [
+            "--bound-object-kind=Pod",
+            f"--bound-object-name={bound_pod[0]}",
+            f"--bound-object-uid={bound_pod[1]}",
+        ]
+    proc = kubectl("create", "token", service_account, "-n", namespace, f"--duration={duration}", *bound)
     token = str(proc.stdout).strip()
     assert token.count(".") == 2, f"not a JWT: {token[:40]!r}"
     return token

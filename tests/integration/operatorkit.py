@@ -65,6 +65,12 @@ class OperatorProcess:
             str(self.liveness_port),
             "--metrics-port",
             str(self.metrics_port),
+            # one namespace per test: its jobs may take every slot unless a test asks for a share
+            *(
+                ()
+                if any("per-namespace" in a for a in self.extra_args)
+                else ("--max-running-per-namespace=0",)
+            ),
             *self.extra_args,
         ]
         log = self.log_path.open("ab")

@@ -400,7 +400,7 @@ def test_cancel_request_is_frozen_once_cancelled(k: Kubectl, kind: str) -> None:
     assert_rejected(changed, "spec.cancelRequested", "CANCELLED")
     assert k.get(kind, "job")["spec"]["cancelRequested"] == {"expectedStatus": "QUEUED", "graceful": False}
 
-    # Everything else about a cancelled job may still change: labels, finalizers, other fields, status.
+    # Everything else about a cancelled job that may change still can: labels, finalizers, status.
     k.ok("label", RESOURCE[kind], "job", "team=data")
     k.ok(
         "patch",
@@ -412,9 +412,40 @@ def test_cancel_request_is_frozen_once_cancelled(k: Kubectl, kind: str) -> None:
         '{"metadata":{"finalizers":["datajobs.io/x"]}}',
     )
     k.ok("patch", RESOURCE[kind], "job", "--type", "merge", "-p", '{"metadata":{"finalizers":null}}')
-    other = {"orgSchema": "acme"} if kind == IJ else {"targetConnectorId": 9}
-    assert k.patch(kind, "job", {"spec": other}).returncode == 0
     assert k.patch(kind, "job", {"status": {"observedGeneration": 5}}, status=True).returncode == 0
+
+
+@pytest.mark.parametrize("kind", [IJ, MEX])
+def test_the_spec_is_frozen_once_the_job_left_queued_except_cancel_requested(k: Kubectl, kind: str) -> None:
+    template = {"spec": {"containers": [{"name": "worker", "image": "example.invalid/w:1"}]}}
+    k.create(manifest(kind, "job", {**BASE_SPEC[kind], "template": template}))
+    other = {"modelIds": ["orders"]} if kind == IJ else {"targetConnectorId": 9}
+    assert k.patch(kind, "job", {"spec": other}).returncode == 0  # no status yet: editable
+    assert k.patch(kind, "job", {"status": FULL_STATUS[kind]}, status=True).returncode == 0
+    assert k.patch(kind, "job", {"spec": {"startDeadlineSeconds": 60}}).returncode == 0  # QUEUED: editable
+    running = {**FULL_STATUS[kind], "status": "RUNNING"}
+    assert k.patch(kind, "job", {"status": running}, status=True).returncode == 0
+
+    image = {"spec": {"template": {"spec": {"containers": [{"name": "worker", "image": "evil/w:2"}]}}}}
+    assert_rejected(
+        k.patch(kind, "job", image), "spec.template", "cannot be changed once the job has left QUEUED"
+    )
+    edit = {"modelIds": ["orders", "payments"]} if kind == IJ else {"targetConnectorId": 10}
+    field = "spec.modelIds" if kind == IJ else "spec.targetConnectorId"
+    assert_rejected(k.patch(kind, "job", {"spec": edit}), field, "(it is RUNNING)")
+    added = {"orgSchema": "acme"} if kind == IJ else {"sourceConnectorId": 3}
+    assert_rejected(k.patch(kind, "job", {"spec": added}), "cannot be changed", "left QUEUED")
+    removed = {"startDeadlineSeconds": None}
+    assert_rejected(k.patch(kind, "job", {"spec": removed}), "spec.startDeadlineSeconds", "left QUEUED")
+    before = k.get(kind, "job")
+    assert before["spec"]["template"] == template and before["spec"]["startDeadlineSeconds"] == 60
+
+    # what stays allowed: a cancel request (and changing it), labels, status writes
+    assert k.patch(kind, "job", {"spec": {"cancelRequested": {"expectedStatus": "RUNNING"}}}).returncode == 0
+    assert k.patch(kind, "job", {"spec": {"cancelRequested": {"graceful": True}}}).returncode == 0
+    k.ok("label", RESOURCE[kind], "job", "team=data")
+    assert k.patch(kind, "job", {"status": {"observedGeneration": 7}}, status=True).returncode == 0
+    assert k.get(kind, "job")["metadata"]["generation"] == before["metadata"]["generation"] + 2
 
 
 def test_examples_are_accepted(k: Kubectl) -> None:

@@ -210,3 +210,62 @@ def test_masking_execution_without_template_runs_the_reference_masking_worker(
     with psycopg.connect(target) as conn:
         unmasked = conn.execute("SELECT count(*) FROM people WHERE email LIKE 'person%'").fetchone()
     assert unmasked == (0,)
+
+
+def seed_models(dsn: str, schema: str, count: int) -> list[str]:
+    """`count` small tables m0000, m0001, … (two rows each) in `schema`, in one round trip."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            f"""
+            CREATE SCHEMA IF NOT EXISTS {schema};
+            DO $$ BEGIN FOR i IN 0..{count - 1} LOOP
+              EXECUTE format('CREATE TABLE {schema}.%I (id int PRIMARY KEY, v text, updated_at timestamptz)',
+                             'm' || lpad(i::text, 4, '0'));
+              EXECUTE format('INSERT INTO {schema}.%I VALUES (1, ''a'', now()), (2, ''b'', now())',
+                             'm' || lpad(i::text, 4, '0'));
+            END LOOP; END $$;
+            """  # type: ignore[arg-type]
+        )
+    return [f"m{i:04d}" for i in range(count)]
+
+
+def test_an_integrity_job_over_1000_models_ends_with_1000_results_in_its_status(
+    cluster,
+    kube_api,
+    namespace,
+    run_operator,  # noqa: F811
+    jobs,  # noqa: F811
+    postgres,  # noqa: F811
+    tmp_path,
+):
+    """Every result reaches the status through the pod's result annotation, though the 4096-byte
+    termination message can hold only a few of them."""
+    core = client.CoreV1Api(kube_api)
+    start_operator(run_operator, core, namespace)
+    source, destination = postgres.create_database("wide_src"), postgres.create_database("wide_dst")
+    models = seed_models(source, "public", 1000)
+    seed_models(destination, "acme", 1000)
+    secret = {"SOURCE_DSN": source, "DESTINATION_DSN": destination}
+    make_secret(core, namespace, "wide", secret)
+    spec = {
+        "destinationId": "dest-1",
+        "orgSchema": "acme",
+        "modelIds": models,
+        "connectionSecretName": "wide",
+    }
+    jobs.create("IntegrityJob", "wide", spec)
+    pod = jobs.wait_pod_running("wide", timeout=60)
+
+    code, message = run_like_the_kubelet(pod, secret, cluster.kubeconfig, tmp_path, {})
+    assert code == 0, message
+    cut = json.loads(message)
+    assert len(message.encode()) <= 4096 and cut["data_integrity_resultsTruncated"] > 900  # the old limit
+    annotations = core.read_namespaced_pod(pod.metadata.name, namespace).metadata.annotations
+    assert annotations["datajobs.io/result"].startswith("gzip+base64,")
+    jobs.finish_pod("wide", code, message)
+    status = jobs.wait_status("IntegrityJob", "wide", "SUCCEEDED", "WARNING", "FAILED", timeout=60)
+    assert status["status"] == "SUCCEEDED", status["log_message"]
+    results = status["data_integrity_results"]
+    assert [r["model_name"] for r in results] == models
+    assert all(r["is_healthy"] and r["total_rows_compared"] == 2 for r in results)
+    assert "INCOMPLETE" not in status["log_message"]

@@ -40,6 +40,8 @@ def test_guard_holds_when_cancel_races_dispatch(guard, run_operator, jobs, kube_
     cancelled = {n for n, j in items.items() if j["status"]["status"] == "CANCELLED"}
     rejected = {n for n, j in items.items() if condition(j["status"], "CancelRequest")["status"] == "False"}
     assert cancelled | rejected == set(names) and not cancelled & rejected
+    # a race that never raced proves nothing: both verdicts must have happened
+    assert cancelled and rejected, f"no race: {len(cancelled)} accepted, {len(rejected)} rejected"
     if guard == "QUEUED":
         # a cancel guarded by QUEUED never stops a job that was RUNNING: no pod, never started
         wrongly_stopped = {

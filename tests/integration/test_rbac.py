@@ -69,6 +69,14 @@ class Install:
     def api(self, component: str) -> client.ApiClient:
         return config.new_client_from_config(config_file=str(self.kubeconfigs[component]))
 
+    def pod_api(self, kubectl: Any, cluster: Any, pod: client.V1Pod, tmp_path: Path) -> client.ApiClient:
+        """The worker account as the kubelet gives it to `pod`: a token bound to that pod."""
+        ns, sa = self.accounts["worker"]
+        token = token_for(kubectl, ns, sa, bound_pod=(pod.metadata.name, pod.metadata.uid))
+        path = tmp_path / f"worker-{pod.metadata.name}.kubeconfig"
+        service_account_kubeconfig(cluster.kubeconfig, token, path, namespace=ns, user="worker")
+        return config.new_client_from_config(config_file=str(path))
+
 
 @pytest.fixture(params=["cluster-wide", "per-namespace"])
 def install(
@@ -209,7 +217,7 @@ def test_cancel_flows_pass_with_the_charts_accounts(
 
 
 def test_default_worker_runs_as_the_worker_account_and_can_follow_the_protocol(
-    install: Install, kube_api: client.ApiClient, tmp_path: Path
+    install: Install, kube_api: client.ApiClient, kubectl: Any, cluster: Any, tmp_path: Path
 ) -> None:
     """A job without a template gets the chart's worker account, which may read its cancel mode and report."""
     jobs = Jobs(kube_api, install.jobs_namespace)
@@ -222,7 +230,7 @@ def test_default_worker_runs_as_the_worker_account_and_can_follow_the_protocol(
         env = {e.name: e for e in pod.spec.containers[0].env}
         name = env["DATAJOBS_POD_NAME"].value or pod.metadata.name
 
-        worker = client.CoreV1Api(install.api("worker"))
+        worker = client.CoreV1Api(install.pod_api(kubectl, cluster, pod, tmp_path))  # the token it is given
         progress = {"rowsMasked": 120, "rowsTotal": 5000}
         worker.patch_namespaced_pod(
             name,
@@ -274,11 +282,14 @@ def expectations(inst: Install) -> dict[str, list[tuple[bool, str, str, str | No
         "operator": [
             *[(True, v, r, jobs, ()) for r in (IJ, MEX) for v in ("get", "list", "watch")],
             *[(True, "patch", r, jobs, status) for r in (IJ, MEX)],
+            *[(True, "update", r, jobs, ("--subresource=finalizers",)) for r in (IJ, MEX)],
             *[(True, v, "pods", jobs, ()) for v in ("get", "list", "watch", "create", "delete", "patch")],
             (True, "create", "events", jobs, ()),
             (True, "create", "configmaps", rel, ()),
             (True, "get", f"configmaps/{COUNTER}", rel, ()),
             (True, "update", f"configmaps/{COUNTER}", rel, ()),
+            (True, "create", "leases.coordination.k8s.io", rel, ()),
+            *[(True, v, "leases.coordination.k8s.io/datajobs-operator", rel, ()) for v in ("get", "update")],
             (cluster_wide, "list", "pods", None, ()),
             (cluster_wide, "watch", IJ, None, ()),
             (cluster_wide, "list", "pods", "default", ()),
@@ -293,6 +304,9 @@ def expectations(inst: Install) -> dict[str, list[tuple[bool, str, str, str | No
             (False, "delete", f"configmaps/{COUNTER}", rel, ()),
             (False, "get", f"configmaps/{COUNTER}", jobs, ()),
             (False, "create", "configmaps", jobs, ()),
+            (False, "get", "leases.coordination.k8s.io/other", rel, ()),
+            (False, "delete", "leases.coordination.k8s.io/datajobs-operator", rel, ()),
+            (False, "create", "leases.coordination.k8s.io", jobs, ()),
             (False, "list", "nodes", None, ()),
             (False, "list", "namespaces", None, ()),
             (False, "list", "customresourcedefinitions.apiextensions.k8s.io", None, ()),
@@ -417,3 +431,39 @@ def test_real_calls_with_the_accounts_tokens_are_refused(
         ).metadata.deletion_timestamp
         is None
     )
+
+
+def test_a_workers_token_can_change_only_its_own_pod(
+    install: Install, kube_api: client.ApiClient, kubectl: Any, cluster: Any, tmp_path: Path
+) -> None:
+    """RBAC grants the worker `patch pods` in its namespace; the chart's admission policy narrows that to
+    the pod its (real, pod-bound) token belongs to, and to annotations."""
+    core_admin = client.CoreV1Api(kube_api)
+    ns, sa = install.accounts["worker"]
+
+    def pod(name: str) -> client.V1Pod:
+        spec = {"serviceAccountName": sa, "containers": [{"name": "worker", "image": "example.invalid/w:1"}]}
+        return core_admin.create_namespaced_pod(ns, {"metadata": {"name": name}, "spec": spec})
+
+    own, other = pod("own-worker"), pod("other-worker")
+    worker = client.CoreV1Api(install.pod_api(kubectl, cluster, own, tmp_path))
+    note = {"metadata": {"annotations": {"datajobs.io/progress": '{"rowsMasked": 1}'}}}
+
+    def refused(name: str, body: dict[str, Any], api: client.CoreV1Api = worker) -> str:
+        try:
+            api.patch_namespaced_pod(name, ns, body)
+        except client.ApiException as exc:
+            return f"{exc.status} {exc.body}" if exc.status == 403 else ""
+        return ""
+
+    why = wait_for(
+        lambda: refused("other-worker", note), timeout=30, message="the policy refuses another pod"
+    )
+    assert "only its own pod" in why
+    worker.patch_namespaced_pod("own-worker", ns, note)  # its own pod: yes
+    assert core_admin.read_namespaced_pod("own-worker", ns).metadata.annotations["datajobs.io/progress"]
+    assert "only its pod's annotations" in refused("own-worker", {"metadata": {"labels": {"x": "y"}}})
+    unbound = client.CoreV1Api(install.api("worker"))  # a token bound to no pod
+    assert "only its own pod" in refused("own-worker", note, unbound)
+    assert (core_admin.read_namespaced_pod("other-worker", ns).metadata.annotations or {}) == {}
+    assert other.metadata.uid == core_admin.read_namespaced_pod("other-worker", ns).metadata.uid

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from chartkit import helm_exe
 from kubernetes import client
+from pluginkit import plugin_dir
 
 from datajobs.localcluster.nodeconfig import CONTAINERD_SOCKET, NODE_NAME
 from helpers import kubectl_exe
@@ -57,8 +58,8 @@ def test_readme_marks_its_examples() -> None:
 
 
 def tool_env(kubeconfig: str, home: Path) -> dict[str, str]:
-    """The pinned kubectl and helm first on PATH, helm's state in `home`, KUBECONFIG set."""
-    tools = f"{Path(kubectl_exe()).parent}:{helm_exe().parent}"
+    """The pinned kubectl and helm (and kubectl-datajobs) first on PATH, helm's state in `home`."""
+    tools = f"{Path(kubectl_exe()).parent}:{helm_exe().parent}:{plugin_dir()}"
     return {
         **os.environ,
         "KUBECONFIG": kubeconfig,

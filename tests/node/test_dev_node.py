@@ -11,6 +11,7 @@ import json
 import os
 import stat
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -71,7 +72,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDev]:
         api = config.new_client_from_config(config_file=fields["kubeconfig"])
         key = Path(fields["api-key"]).read_text().strip()
         dsn = Path(fields["postgres"]).read_text().strip()
-        tools = f"{Path(kubectl_exe()).parent}:{pinned_tool('helm').parent}"
+        tools = f"{Path(kubectl_exe()).parent}:{pinned_tool('helm').parent}:{Path(sys.executable).parent}"
         env = {
             **os.environ,
             "KUBECONFIG": fields["kubeconfig"],

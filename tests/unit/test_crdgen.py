@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from datajobs import cli
 from datajobs.crdgen import add_arguments, main, render_crds
 from datajobs.crdgen.cli import HEADER, to_yaml
-from datajobs.crdgen.crd import CANCEL_FROZEN_RULE
+from datajobs.crdgen.crd import CANCEL_FROZEN_RULE, FROZEN_AFTER_QUEUED, spec_frozen_rules
 from datajobs.crdgen.podtemplate import SCHEMA_RESOURCE, UnsupportedSchema, dumps, extract, load
 from datajobs.crdgen.schema import NotStructural, structural_schema
 from datajobs.models import INTEGRITY_JOB, KINDS, MASKING_EXECUTION, KindInfo
@@ -203,7 +203,7 @@ def test_cancel_requested(info: KindInfo) -> None:
         "default": False,
         "description": cancel["properties"]["graceful"]["description"],
     }
-    assert root_schema(info)["x-kubernetes-validations"] == [CANCEL_FROZEN_RULE]
+    assert root_schema(info)["x-kubernetes-validations"] == [CANCEL_FROZEN_RULE, *spec_frozen_rules(info)]
     assert CANCEL_FROZEN_RULE["fieldPath"] == ".spec.cancelRequested"
     assert "oldSelf.status.status != 'CANCELLED'" in CANCEL_FROZEN_RULE["rule"]
 
@@ -224,7 +224,11 @@ def test_envelope(info: KindInfo) -> None:
 def test_status_carries_the_vendor_fields_and_standard_conditions(info: KindInfo) -> None:
     status = root_schema(info)["properties"]["status"]
     vendor = structural_schema(info.vendor_model, load)
-    assert set(status["properties"]) == set(vendor["properties"]) | {"observedGeneration", "conditions"}
+    assert set(status["properties"]) == set(vendor["properties"]) | {
+        "observedGeneration",
+        "conditions",
+        "cancelRequestEvaluated",
+    }
     assert status.get("required") == vendor.get("required")
     for name, field in vendor["properties"].items():
         assert status["properties"][name] == field, name
@@ -499,3 +503,13 @@ def test_chart_metadata() -> None:
         "0.1.0",
         "0.1.0",
     )
+
+
+@pytest.mark.parametrize("info", KINDS, ids=lambda i: i.kind)
+def test_every_spec_field_but_cancel_requested_is_frozen_once_the_job_left_queued(info: KindInfo) -> None:
+    rules = spec_frozen_rules(info)
+    fields = set(spec_of(info)["properties"]) - {"cancelRequested"}
+    assert {r["fieldPath"] for r in rules} == {f".spec.{f}" for f in fields}
+    for rule in rules:
+        assert rule["rule"].startswith(FROZEN_AFTER_QUEUED)
+        assert "oldSelf.status.status" in rule["messageExpression"]

@@ -14,8 +14,18 @@ def job(uid: str, rv: int, status: str = "QUEUED") -> dict:
     }
 
 
-def pod(uid: str, job_uid: str, rv: int) -> dict:
-    return {"metadata": {"uid": uid, "resourceVersion": str(rv), "labels": {"datajobs.io/job-uid": job_uid}}}
+def pod(
+    uid: str, job_uid: str, rv: int, name: str = "j-worker", namespace: str = "ns", owned: bool = True
+) -> dict:
+    meta = {"name": name, "namespace": namespace, "uid": uid, "resourceVersion": str(rv)}
+    meta["labels"] = {"datajobs.io/job-uid": job_uid, "app.kubernetes.io/managed-by": "datajobs-operator"}
+    if owned:
+        meta["ownerReferences"] = [{"kind": "IntegrityJob", "name": "j", "uid": job_uid, "controller": True}]
+    return {"metadata": meta}
+
+
+def named_job(uid: str, name: str = "j", namespace: str = "ns") -> dict:
+    return {"metadata": {"uid": uid, "name": name, "namespace": namespace, "resourceVersion": "1"}}
 
 
 def test_newer_version_wins_and_older_is_ignored():
@@ -34,14 +44,36 @@ def test_a_deleted_job_is_not_resurrected_by_a_stale_listing():
     assert "a" not in store.jobs
 
 
-def test_pods_are_keyed_by_their_job_and_a_deleted_pod_stays_deleted():
+def test_pods_are_found_by_their_job_and_a_deleted_pod_stays_deleted():
     store = Store()
+    store.put_job("IntegrityJob", named_job("a"))
     assert store.put_pod(pod("p1", "a", 3)) == "a"
+    assert store.worker("a")["metadata"]["uid"] == "p1"
     assert store.drop_pod(pod("p1", "a", 4)) == "a"
     store.put_pod(pod("p1", "a", 3))  # stale event after the delete
-    assert "a" not in store.pods
+    assert store.worker("a") is None
     store.put_pod(pod("p2", "a", 9))  # a new pod for the same job is a different object
-    assert store.pods["a"]["metadata"]["uid"] == "p2"
+    assert store.worker("a")["metadata"]["uid"] == "p2"
+
+
+def test_a_pod_is_a_worker_only_by_namespace_name_and_controller_uid():
+    store = Store()
+    store.put_job("IntegrityJob", named_job("a"))
+    forged = [
+        pod("f1", "a", 3, namespace="elsewhere"),  # right label and owner uid, other namespace
+        pod("f2", "a", 3, name="other-worker"),  # right label and owner uid, same namespace, other name
+    ]
+    for body in forged:
+        store.put_pod(body)
+        assert store.worker("a") is None
+    store.put_pod(pod("f3", "a", 3, owned=False))  # right name and label, no ownerReference
+    assert store.worker("a") is None
+    store.put_pod(pod("f4", "b", 4))  # right name, controlled by another object
+    assert store.worker("a") is None
+    store.put_pod(pod("p1", "a", 5))
+    assert store.worker("a")["metadata"]["uid"] == "p1"
+    store.put_pod(pod("f5", "a", 6, namespace="elsewhere"))  # a forgery arriving later changes nothing
+    assert store.worker("a")["metadata"]["uid"] == "p1"
 
 
 def test_stored_objects_share_their_keys_and_short_strings_and_stay_equal():
@@ -64,3 +96,25 @@ def test_stored_objects_share_their_keys_and_short_strings_and_stay_equal():
     assert a["metadata"]["namespace"] is b["metadata"]["namespace"]
     assert a["status"]["status"] is b["status"]["status"]
     assert a["status"]["conditions"][0]["message"] is not b["status"]["conditions"][0]["message"]
+
+
+def test_a_deleted_workers_last_state_is_kept_for_its_job_until_a_new_pod_or_the_job_goes():
+    """The DELETED event carries the final state: a termination message the kubelet wrote just before
+    the delete must reach the job even when that status change and the delete are handled together."""
+    store = Store()
+    store.put_job("IntegrityJob", named_job("a"))
+    store.put_pod(pod("p1", "a", 3))
+    final = pod("p1", "a", 5) | {
+        "status": {"phase": "Failed", "containerStatuses": [{"name": "worker", "state": {"terminated": {}}}]}
+    }
+    store.drop_pod(final)
+    assert store.worker("a") is None and store.gone_pods["a"]["status"]["phase"] == "Failed"
+    store.put_pod(pod("p2", "a", 9))  # a new pod for the job: the old one's report is history
+    assert "a" not in store.gone_pods
+    store.drop_pod(pod("p2", "a", 8))  # a DELETED built from an older copy (a re-check) keeps the newer
+    assert store.gone_pods["a"]["metadata"]["resourceVersion"] == "9"
+    store.put_pod(pod("p3", "a", 11, owned=False))  # not the job's worker: nothing kept when it goes
+    store.drop_pod(pod("p3", "a", 12, owned=False))
+    assert store.gone_pods["a"]["metadata"]["uid"] == "p2"
+    store.drop_job(job("a", 13))
+    assert "a" not in store.gone_pods

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from datajobs.controller.config import namespace_share, parse_resources
 from datajobs.core.workerpod import WorkerDefaults, build_worker_pod, short_name
 
 JOB = {
@@ -103,3 +106,32 @@ def test_connection_secret_and_masking_rules_reach_the_worker():
     ]
     assert pod["spec"]["volumes"] == [{"name": "datajobs-masking-rules", "configMap": {"name": "rules"}}]
     assert "connectionSecretName" not in json.loads(env_of(pod)["DATAJOBS_SPEC"])
+
+
+def test_default_workers_have_requests_and_limits_and_templates_keep_their_own():
+    pod = build_worker_pod("IntegrityJob", JOB, WorkerDefaults())
+    assert pod["spec"]["containers"][0]["resources"] == {
+        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "limits": {"memory": "512Mi"},
+    }
+    custom = WorkerDefaults(resources={"requests": {"cpu": "1"}})
+    assert build_worker_pod("IntegrityJob", JOB, custom)["spec"]["containers"][0]["resources"] == {
+        "requests": {"cpu": "1"}
+    }
+    template = {"spec": {"containers": [{"name": "worker", "image": "w:1"}]}}
+    templated = {**JOB, "spec": {**JOB["spec"], "template": template}}
+    assert (
+        "resources"
+        not in build_worker_pod("IntegrityJob", templated, WorkerDefaults())["spec"]["containers"][0]
+    )
+
+
+def test_worker_resources_flag_is_checked_and_the_namespace_share_defaults_to_half():
+    assert parse_resources('{"limits": {"memory": "1Gi", "cpu": 2}}') == {
+        "limits": {"memory": "1Gi", "cpu": "2"}
+    }
+    for bad in ("[]", '{"request": {}}', '{"limits": {"cpu": true}}', "{"):
+        with pytest.raises(ValueError, match="worker-resources"):
+            parse_resources(bad)
+    assert namespace_share(10, None) == 5 and namespace_share(1, None) == 1 and namespace_share(3, None) == 2
+    assert namespace_share(10, 0) == 10 and namespace_share(10, 3) == 3

@@ -284,11 +284,11 @@ def test_sigterm_stops_a_running_check_and_reports_what_was_done(database, run_w
         rows = fetch_all(
             source,
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'datajobs-integrity'"
-            " AND query LIKE '%md5%' AND state <> 'idle'",
+            " AND query ~ 'hash_record_extended|hashtextextended' AND state <> 'idle'",
         )
         return rows[0][0] > 0
 
-    wait_for(streaming, timeout=90, message="the integrity worker streaming rows")
+    wait_for(streaming, timeout=90, message="the integrity worker scanning rows")
     run.popen.send_signal(signal.SIGTERM)
     assert run.wait(timeout=30) == 143, run.log()
     report = run.report()

@@ -104,6 +104,11 @@ securityContext:
 - apiGroups: ["datajobs.io"]
   resources: ["integrityjobs/status", "maskingexecutions/status"]
   verbs: ["patch"]
+# A worker pod's ownerReference sets blockOwnerDeletion; clusters that enforce owner references
+# (OwnerReferencesPermissionEnforcement, on by default in OpenShift) require this to allow it.
+- apiGroups: ["datajobs.io"]
+  resources: ["integrityjobs/finalizers", "maskingexecutions/finalizers"]
+  verbs: ["update"]
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch", "create", "delete", "patch"]

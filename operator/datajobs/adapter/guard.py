@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from datajobs.core.conditions import CANCEL_REQUEST, CANCELLING
+from datajobs.core.lifecycle import CANCEL_EVALUATED
 from datajobs.models import TERMINAL_STATUSES
 
 
@@ -94,7 +95,10 @@ def _in_progress(requested: Any, status: dict[str, Any], generation: Any, params
     if cancelling.get("status") == "True":
         return True
     verdict = conditions.get(CANCEL_REQUEST)
-    evaluated = verdict is not None and verdict.get("observedGeneration") == generation
+    if CANCEL_EVALUATED in status:  # the verdict names the request it judged: compare contents
+        evaluated = verdict is not None and status[CANCEL_EVALUATED] == requested
+    else:  # a verdict written before the operator recorded the request
+        evaluated = verdict is not None and verdict.get("observedGeneration") == generation
     if evaluated:
         return bool(verdict and verdict.get("status") == "True")
     same = (

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
-from datajobs.controller.apisession import ApiSession, Conflict, Gone
+from datajobs.controller.apisession import ApiError, ApiSession, Conflict, Gone
 from datajobs.core.workerpod import ANNOTATION_CANCEL_MODE
 from datajobs.models.kinds import GROUP, KINDS, VERSION, KindInfo
 
 log = logging.getLogger(__name__)
 MERGE_PATCH = "application/merge-patch+json"
 KIND_BY_NAME: dict[str, KindInfo] = {k.kind: k for k in KINDS}
+
+
+class NotOurPod(Exception):
+    """The pod under the worker's name is not the one we meant (another uid): nothing was changed."""
 
 
 class KubeIO:
@@ -31,8 +36,9 @@ class KubeIO:
         path = f"{base}/namespaces/{quote(namespace)}/{plural}" if namespace else f"{base}/{plural}"
         return f"{path}/{quote(name)}" if name else path
 
-    async def list_jobs(self, kind: str, namespace: str | None) -> dict[str, Any]:
-        return await self.api.request("GET", self.job_path(kind, namespace))
+    def job_pages(self, kind: str, namespace: str | None) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+        """Every job of a kind, page by page, each with the list's resourceVersion."""
+        return self.api.pages(self.job_path(kind, namespace))
 
     async def get_job(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         return await self.api.request("GET", self.job_path(kind, namespace, name))
@@ -51,12 +57,16 @@ class KubeIO:
 
     # -- pods ------------------------------------------------------------------------------------------
 
-    async def list_pods(self, namespace: str | None, selector: str) -> dict[str, Any]:
+    def pod_pages(
+        self, namespace: str | None, selector: str
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+        """Every pod matching `selector`, page by page, each with the list's resourceVersion."""
         path = f"/api/v1/namespaces/{quote(namespace)}/pods" if namespace else "/api/v1/pods"
-        return await self.api.request("GET", path, params={"labelSelector": selector})
+        return self.api.pages(path, {"labelSelector": selector})
 
     async def create_pod(self, pod: dict[str, Any]) -> dict[str, Any] | None:
-        """Create the pod; None when it already exists (the name is deterministic, so that is our pod)."""
+        """Create the pod; None when a pod of that name already exists (ours from before a crash, or
+        someone else's: the caller reads it and checks whose it is)."""
         namespace = pod["metadata"]["namespace"]
         try:
             return await self.api.request(
@@ -71,15 +81,17 @@ class KubeIO:
     async def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
         return await self.api.request("GET", f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(name)}")
 
-    async def stop_pod(self, namespace: str, name: str, mode: str, grace_seconds: int) -> None:
-        """Tell the worker how it is being stopped (annotation), then delete it with that grace."""
+    async def stop_pod(self, namespace: str, name: str, uid: str, mode: str, grace_seconds: int) -> None:
+        """Tell the worker how it is being stopped (annotation), then delete it with that grace; both only
+        if the pod under that name is still the one with `uid` (else NotOurPod, and nothing changed)."""
         path = f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(name)}"
         try:
             await self.api.request(
                 "PATCH",
                 path,
                 params={"fieldManager": self.field_manager},
-                body={"metadata": {"annotations": {ANNOTATION_CANCEL_MODE: mode}}},
+                # a uid in a patch is a precondition: another pod under this name refuses it (409/422)
+                body={"metadata": {"uid": uid, "annotations": {ANNOTATION_CANCEL_MODE: mode}}},
                 content_type=MERGE_PATCH,
             )
             await self.api.request(
@@ -90,10 +102,15 @@ class KubeIO:
                     "kind": "DeleteOptions",
                     "gracePeriodSeconds": grace_seconds,
                     "propagationPolicy": "Background",
+                    "preconditions": {"uid": uid},
                 },
             )
         except Gone:
             log.debug("pod %s/%s already gone", namespace, name)
+        except ApiError as exc:
+            if exc.status in (409, 422):
+                raise NotOurPod(f"pod {namespace}/{name} is no longer uid {uid}: {exc.message}") from exc
+            raise
 
     # -- events and the execution counter --------------------------------------------------------------
 
@@ -114,3 +131,20 @@ class KubeIO:
         return await self.api.request(
             "PUT", f"/api/v1/namespaces/{quote(namespace)}/configmaps/{quote(name)}", body=body
         )
+
+    # -- the leader Lease ------------------------------------------------------------------------------
+
+    @staticmethod
+    def lease_path(namespace: str, name: str | None = None) -> str:
+        base = f"/apis/coordination.k8s.io/v1/namespaces/{quote(namespace)}/leases"
+        return f"{base}/{quote(name)}" if name else base
+
+    async def get_lease(self, namespace: str, name: str) -> dict[str, Any]:
+        return await self.api.request("GET", self.lease_path(namespace, name))
+
+    async def create_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.api.request("POST", self.lease_path(namespace), body=body)
+
+    async def replace_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        """PUT with the resourceVersion read: Conflict when another replica wrote the Lease since."""
+        return await self.api.request("PUT", self.lease_path(namespace, body["metadata"]["name"]), body=body)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import socket
 from collections.abc import Callable
@@ -13,7 +14,7 @@ import kopf
 from kopf._core.engines.peering import Identity
 from prometheus_client import start_http_server
 
-from datajobs.controller.config import OperatorConfig
+from datajobs.controller.config import OperatorConfig, parse_resources
 from datajobs.core.workerpod import parse_node_selector, parse_toleration
 
 T = TypeVar("T")
@@ -56,7 +57,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-running-per-namespace",
         type=int,
         default=int(v) if (v := _env("MAX_RUNNING_PER_NAMESPACE")) else None,
-        help="optional cap of running jobs per kind and namespace",
+        help="running jobs per kind one namespace may hold (default: half of --max-running; 0: no cap)",
+    )
+    parser.add_argument(
+        "--worker-start-deadline",
+        type=float,
+        default=float(_env("WORKER_START_DEADLINE", "300") or 300),
+        help="seconds a worker may take to start before its job FAILS (spec.startDeadlineSeconds wins)",
     )
     parser.add_argument(
         "--worker-image",
@@ -67,6 +74,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--worker-service-account",
         default=_env("WORKER_SERVICE_ACCOUNT"),
         help="ServiceAccount of default worker pods",
+    )
+    parser.add_argument(
+        "--worker-resources",
+        default=_env("WORKER_RESOURCES"),
+        help='requests/limits of default worker containers as JSON, e.g. \'{"requests": {"cpu": "100m"}}\' '
+        "(default: requests cpu 100m, memory 128Mi; limits memory 512Mi)",
     )
     parser.add_argument(
         "--worker-image-pull-policy",
@@ -119,15 +132,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="address for the metrics and liveness servers",
     )
 
+    parser.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=(_env("LEADER_ELECT", "true") or "true").lower() not in ("0", "false", "no"),
+        help="hold a Lease in the state namespace; only its holder acts, other replicas stand by",
+    )
+    parser.add_argument(
+        "--leader-identity",
+        default=_env("LEADER_IDENTITY") or os.environ.get("POD_NAME") or socket.gethostname(),
+        help="this replica's name in the Lease (default: $POD_NAME, else the host name)",
+    )
+    parser.add_argument("--lease-duration", type=int, default=15, help="seconds a Lease is valid unrenewed")
+    parser.add_argument(
+        "--renew-deadline", type=float, default=10.0, help="seconds the leader may fail to renew"
+    )
+    parser.add_argument("--retry-period", type=float, default=2.0, help="seconds between Lease attempts")
+    parser.add_argument("--kube-api-qps", type=float, default=50.0, help="client-side API request rate limit")
+    parser.add_argument(
+        "--kube-api-burst", type=int, default=100, help="requests allowed above the rate in a burst"
+    )
+
 
 def main(args: argparse.Namespace) -> int:
+    try:
+        resources = parse_resources(args.worker_resources) if args.worker_resources else None
+    except ValueError as exc:
+        logging.getLogger("datajobs").error("datajobs run: %s", exc)
+        return 2
     config = OperatorConfig(
         kubeconfig=args.kubeconfig,
         namespaces=tuple(args.namespace),
         max_running=args.max_running,
         max_running_per_namespace=args.max_running_per_namespace,
+        worker_start_deadline_seconds=args.worker_start_deadline,
         worker_image=args.worker_image,
         worker_service_account=args.worker_service_account,
+        worker_resources=resources,
         worker_image_pull_policy=args.worker_image_pull_policy,
         worker_node_selector=tuple(args.worker_node_selector),
         worker_tolerations=tuple(args.worker_toleration),
@@ -136,7 +177,18 @@ def main(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port or None,
         liveness_port=args.liveness_port or None,
         bind_address=args.bind_address,
+        leader_elect=args.leader_elect,
+        leader_identity=args.leader_identity,
+        lease_seconds=args.lease_duration,
+        renew_deadline_seconds=args.renew_deadline,
+        retry_period_seconds=args.retry_period,
+        kube_api_qps=args.kube_api_qps,
+        kube_api_burst=args.kube_api_burst,
     )
+    if config.leader_elect and not (
+        0 < config.retry_period_seconds < config.renew_deadline_seconds < config.lease_seconds
+    ):
+        raise SystemExit("datajobs run: need 0 < --retry-period < --renew-deadline < --lease-duration")
     if config.kubeconfig:
         os.environ["KUBECONFIG"] = config.kubeconfig  # kopf's own login reads it
     import datajobs.controller.handlers  # noqa: F401  (registers the handlers)
@@ -151,17 +203,24 @@ def main(args: argparse.Namespace) -> int:
     # needs no access to them (with the scan on and no such access, kopf retries the forbidden calls for
     # about a minute before it starts watching anything).
     settings.scanning.disabled = True
-    asyncio.run(
-        kopf.operator(
+    memo = kopf.Memo(config=config, lost_leadership=False)
+
+    async def operate() -> None:
+        memo.stop_flag = asyncio.Event()  # set when leadership is lost: kopf stops, the process exits 1
+        await kopf.operator(
             clusterwide=not config.namespaces,
             namespaces=list(config.namespaces),
+            # kopf's own peering stays off: our Lease decides who acts (kopf's peering would pause the
+            # watches of a standby, leaving it nothing to take over with)
             standalone=True,
             # kopf would name us after getpass.getuser(), which fails for a uid with no passwd entry (the
             # image's 65532, any runAsUser): the host name (the pod's name in a pod) and pid instead.
             identity=Identity(f"{socket.gethostname()}-{os.getpid()}"),
             liveness_endpoint=liveness,
-            memo=kopf.Memo(config=config),
+            memo=memo,
             settings=settings,
+            stop_flag=memo.stop_flag,
         )
-    )
-    return 0
+
+    asyncio.run(operate())
+    return 1 if memo.lost_leadership else 0

@@ -5,7 +5,10 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from datajobs.core.workerpod import LABEL_JOB_UID
+from datajobs.core.observe import controller_uid, is_worker_of
+from datajobs.core.workerpod import worker_pod_name
+
+PodKey = tuple[str, str]  # (namespace, name)
 
 
 def resource_version(body: dict[str, Any]) -> int:
@@ -35,6 +38,7 @@ def _compact(value: Any) -> Any:
 
 JOB_METADATA = ("name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp")
 POD_METADATA = ("name", "namespace", "uid", "resourceVersion", "labels", "annotations", "deletionTimestamp")
+OWNER_FIELDS = ("apiVersion", "kind", "name", "uid", "controller")
 
 
 def _slim_job(body: dict[str, Any]) -> dict[str, Any]:
@@ -48,9 +52,13 @@ def _slim_job(body: dict[str, Any]) -> dict[str, Any]:
 def _slim_pod(body: dict[str, Any]) -> dict[str, Any]:
     """A worker pod reduced to what PodFacts reads (a pod's spec, with its env, is several KiB)."""
     meta, spec, status = body.get("metadata") or {}, body.get("spec") or {}, body.get("status") or {}
+    slim_meta = {k: meta[k] for k in POD_METADATA if k in meta}
+    owners = [{k: r[k] for k in OWNER_FIELDS if k in r} for r in meta.get("ownerReferences") or []]
+    if owners:
+        slim_meta["ownerReferences"] = owners
     return _compact(
         {
-            "metadata": {k: meta[k] for k in POD_METADATA if k in meta},
+            "metadata": slim_meta,
             "spec": {
                 "containers": [{"name": c.get("name")} for c in spec.get("containers") or []],
                 "terminationGracePeriodSeconds": spec.get("terminationGracePeriodSeconds"),
@@ -61,17 +69,27 @@ def _slim_pod(body: dict[str, Any]) -> dict[str, Any]:
                     {"name": c.get("name"), "state": c.get("state")}
                     for c in status.get("containerStatuses") or []
                 ],
+                "conditions": [
+                    {k: c[k] for k in ("type", "status", "reason", "message") if k in c}
+                    for c in status.get("conditions") or []
+                    if c.get("type") == "PodScheduled" and c.get("status") == "False"
+                ],
             },
         }
     )
 
 
 class Store:
-    """Latest known jobs (by uid) and worker pods (by their job's uid); stale versions never win."""
+    """Latest known jobs (by uid) and pods (by namespace and name); stale versions never win.
+
+    A pod is a job's worker only by identity (the job's namespace, the worker's name, a controller
+    ownerReference to the job's uid: `worker()`), never by a label anyone can write."""
 
     def __init__(self) -> None:
         self.jobs: dict[str, tuple[str, dict[str, Any]]] = {}
-        self.pods: dict[str, dict[str, Any]] = {}
+        self.pods: dict[PodKey, dict[str, Any]] = {}
+        self.gone_pods: dict[str, dict[str, Any]] = {}
+        """A deleted worker's last state (its final report), by job uid, until the job has used it."""
         self._deleted_jobs: dict[str, int] = {}
         self._deleted_pods: dict[str, None] = {}  # insertion-ordered, pruned oldest first
 
@@ -87,35 +105,90 @@ class Store:
 
     def drop_job(self, body: dict[str, Any]) -> None:
         uid = body["metadata"]["uid"]
+        worker = self.worker(uid)
+        if worker is not None:
+            del self.pods[_key(worker)]
         self._deleted_jobs[uid] = resource_version(body)
         _prune(self._deleted_jobs)
         self.jobs.pop(uid, None)
-        self.pods.pop(uid, None)
+        self.gone_pods.pop(uid, None)
 
     def put_pod(self, body: dict[str, Any]) -> str | None:
-        """Store a worker pod; returns its job's uid (None for a pod that is not a worker)."""
+        """Store a pod; returns the uid of the job that controls it (None when nothing does), so that
+        job is reconciled. Whether it really is that job's worker is `worker()`'s question."""
         meta = body["metadata"]
-        job_uid = (meta.get("labels") or {}).get(LABEL_JOB_UID)
-        if not job_uid or meta["uid"] in self._deleted_pods:
-            return job_uid
-        current = self.pods.get(job_uid)
+        owner = controller_uid(body)
+        if meta["uid"] in self._deleted_pods:
+            return owner
+        key = _key(body)
+        current = self.pods.get(key)
         if (
             current is None
             or current["metadata"]["uid"] != meta["uid"]
             or (resource_version(current) < resource_version(body))
         ):
-            self.pods[job_uid] = _slim_pod(body)
-        return job_uid
+            if owner and (current is None or current["metadata"]["uid"] != meta["uid"]):
+                self.gone_pods.pop(owner, None)  # a new pod: the old one's report is history
+            self.pods[key] = _slim_pod(body)
+        return owner
 
     def drop_pod(self, body: dict[str, Any]) -> str | None:
         meta = body["metadata"]
-        job_uid = (meta.get("labels") or {}).get(LABEL_JOB_UID)
         self._deleted_pods[meta["uid"]] = None
         _prune(self._deleted_pods)
-        current = self.pods.get(job_uid) if job_uid else None
-        if job_uid and current is not None and current["metadata"]["uid"] == meta["uid"]:
-            del self.pods[job_uid]
-        return job_uid
+        key = _key(body)
+        current = self.pods.get(key)
+        owner = controller_uid(body)
+        if current is not None and current["metadata"]["uid"] == meta["uid"]:
+            if owner and self.worker(owner) is current:
+                # the DELETED event carries the pod's final state: a report the kubelet wrote just before
+                # the delete may never have been seen as a change of its own
+                newer = resource_version(body) >= resource_version(current)
+                self.gone_pods[owner] = _slim_pod(body) if newer else current
+            del self.pods[key]
+        return owner
+
+    def worker(self, job_uid: str) -> dict[str, Any] | None:
+        """The job's worker: the pod under the worker's name in the job's namespace that the job controls."""
+        entry = self.jobs.get(job_uid)
+        if entry is None:
+            return None
+        meta = entry[1]["metadata"]
+        if not meta.get("name"):
+            return None
+        pod = self.pods.get((meta.get("namespace") or "", worker_pod_name(meta["name"])))
+        return pod if pod is not None and is_worker_of(pod, meta) else None
+
+    # -- convergence on a (re)list ----------------------------------------------------------------------
+
+    def vanished_jobs(
+        self, kind: str, namespace: str | None, listed: set[str], list_rv: int
+    ) -> list[dict[str, Any]]:
+        """Jobs of `kind` (in `namespace`; None: any) a list at `list_rv` did not return although we hold no
+        version newer than it: deleted while no watch was open, so no DELETED event will ever come."""
+        return [
+            body
+            for uid, (k, body) in self.jobs.items()
+            if k == kind
+            and uid not in listed
+            and (namespace is None or body["metadata"]["namespace"] == namespace)
+            and resource_version(body) <= list_rv
+        ]
+
+    def vanished_pods(self, namespace: str | None, listed: set[str], list_rv: int) -> list[dict[str, Any]]:
+        """Worker pods (by pod uid in `listed`) that a list at `list_rv` no longer returned, as above."""
+        return [
+            pod
+            for pod in self.pods.values()
+            if pod["metadata"]["uid"] not in listed
+            and (namespace is None or pod["metadata"]["namespace"] == namespace)
+            and resource_version(pod) <= list_rv
+        ]
+
+
+def _key(body: dict[str, Any]) -> PodKey:
+    meta = body["metadata"]
+    return (meta.get("namespace") or "", meta["name"])
 
 
 def _prune(tombstones: dict[str, Any]) -> None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from datajobs.core.conditions import (
@@ -19,14 +21,25 @@ from datajobs.core.conditions import (
     get_condition,
     set_condition,
 )
-from datajobs.core.shapes import SHAPES, MalformedReport, StatusShape
+from datajobs.core.report import decode_report
+from datajobs.core.shapes import SHAPES, MalformedReport, StatusShape, report_summary
 from datajobs.models import TERMINAL_STATUSES, JobStatus
 
+CREATE_RETRY_FIRST_SECONDS = 2.0  # a refused pod create is tried again after 2, 4, 8, … seconds
+CREATE_RETRY_MAX_SECONDS = 300.0
+CANCEL_EVALUATED = "cancelRequestEvaluated"  # status: the request the CancelRequest condition judged
+DEFAULT_START_DEADLINE_SECONDS = 300
+# waiting reasons every pod passes through on its way to running: not worth a status write
+ROUTINE_WAITING = frozenset({"", "ContainerCreating", "PodInitializing"})
+START_DEADLINE_EXCEEDED = "StartDeadlineExceeded"
 IMMEDIATE_GRACE_SECONDS = 5
 """Grace of an immediate stop. Not 0 (a force delete: the pod would vanish while it runs) and not 1: the
 worker needs up to 1.5 s after SIGTERM (read its pod, cancel the statement, write the report naming what
 it left disabled), and the kubelet kills it at the grace. A prompt worker is gone long before this ends."""
 DEFAULT_GRACE_SECONDS = 30
+LAST_OUTPUT_CHARS = 1000
+TERMINATION_REASONS = {"OOMKilled": "OOMKilled: the container exceeded its memory limit"}
+"""How the kubelet's reason for a terminated container is told in a FAILED job's message."""
 
 
 @dataclass(frozen=True)
@@ -35,12 +48,16 @@ class PodFacts:
 
     name: str
     phase: str  # Pending | Running | Succeeded | Failed | Unknown
+    uid: str = ""
     deleting: bool = False
     exit_code: int | None = None
     termination_message: str = ""
     termination_reason: str = ""
     progress: str = ""  # the raw datajobs.io/progress annotation
+    result: str = ""  # the raw datajobs.io/result annotation: the full final report, when the worker wrote it
     grace_seconds: int = DEFAULT_GRACE_SECONDS  # the pod's terminationGracePeriodSeconds
+    waiting_reason: str = ""  # why the worker is not running yet: ImagePullBackOff, Unschedulable, …
+    waiting_message: str = ""
 
 
 @dataclass(frozen=True)
@@ -56,6 +73,8 @@ class JobFacts:
     now: str
     execution_id: int | None = None  # allocated by the caller for a new MaskingExecution
     submitted: str | None = None  # when the operator first saw a new job: its place in the FIFO queue
+    start_deadline_seconds: float = DEFAULT_START_DEADLINE_SECONDS  # the operator's default
+    gone_pod: PodFacts | None = None  # the worker pod's last state, once it is gone (its final report)
 
 
 @dataclass(frozen=True)
@@ -65,9 +84,11 @@ class CreatePod:
 
 @dataclass(frozen=True)
 class DeletePod:
-    """Stop the worker: annotate the cancel mode, then delete with this grace period."""
+    """Stop the worker: annotate the cancel mode, then delete with this grace period (only the pod with
+    this uid: never another pod that took the name since)."""
 
     name: str
+    uid: str
     graceful: bool
     grace_seconds: int
 
@@ -81,7 +102,14 @@ class Emit:
     warning: bool = False
 
 
-Action = CreatePod | DeletePod | Emit
+@dataclass(frozen=True)
+class Recheck:
+    """Reconcile this job again after this long, whatever events come (e.g. at its start deadline)."""
+
+    after_seconds: float
+
+
+Action = CreatePod | DeletePod | Emit | Recheck
 
 
 @dataclass
@@ -105,16 +133,10 @@ def decide(facts: JobFacts) -> Decision:
     status[shape.observed_generation] = generation
     current = JobStatus(status["status"])
     cancel = facts.spec.get("cancelRequested")
-    evaluated = get_condition(status, CANCEL_REQUEST)
-    unevaluated = cancel is not None and (
-        evaluated is None
-        or (
-            evaluated.get("observedGeneration") != generation
-            and not _accepted_and_finished(evaluated, current)
-        )
-    )
+    unevaluated = cancel is not None and _new_request(status, cancel, generation, current)
 
     if unevaluated and cancel is not None:  # (unevaluated implies it; this tells the type checker)
+        status[CANCEL_EVALUATED] = copy.deepcopy(cancel)
         expected = cancel.get("expectedStatus")
         if current in TERMINAL_STATUSES:
             msg = f"cancel rejected: the job already finished with status {current.value}"
@@ -159,13 +181,15 @@ def decide(facts: JobFacts) -> Decision:
     if in_cancel:
         _remember_pod_report(shape, status, facts.pod)
         if facts.pod is None:
+            _remember_pod_report(shape, status, facts.gone_pod)
             set_condition(status, CANCELLING, False, "WorkerGone", "the worker pod is gone", generation, now)
             _worker_gone(status, generation, now)
+            said = _summary(facts.gone_pod) if facts.gone_pod else ""
             _finish(
                 shape,
                 status,
                 JobStatus.CANCELLED,
-                "cancelled; the worker pod is gone",
+                "cancelled; the worker pod is gone" + (f"; the worker reported: {said}" if said else ""),
                 generation,
                 now,
                 actions,
@@ -175,12 +199,28 @@ def decide(facts: JobFacts) -> Decision:
             actions.append(_delete(facts.pod, graceful))
     elif current is JobStatus.RUNNING:
         _running(shape, facts, status, generation, actions)
+    elif current in TERMINAL_STATUSES and _left_unstarted(status, facts.pod):
+        assert facts.pod is not None
+        actions.append(_delete(facts.pod, graceful=False))  # (again, if the first delete was lost)
     elif current is JobStatus.QUEUED and facts.may_dispatch:  # any cancel left here was rejected
         _dispatch(shape, status, generation, now, actions)
 
     if not old.get("status") and any(isinstance(a, CreatePod) for a in actions):
         actions = [a for a in actions if not (isinstance(a, Emit) and a.reason == "Queued")]  # never waited
     return Decision(status=None if status == old else status, actions=actions)
+
+
+def _new_request(status: dict[str, Any], cancel: dict[str, Any], generation: int, current: JobStatus) -> bool:
+    """Whether spec.cancelRequested still needs a verdict: it differs from the request last judged (its
+    content, not the generation: an unrelated change never re-opens a rejected or accepted request)."""
+    evaluated = get_condition(status, CANCEL_REQUEST)
+    if evaluated is None:
+        return True
+    if _accepted_and_finished(evaluated, current):
+        return False
+    if CANCEL_EVALUATED in status:
+        return bool(status[CANCEL_EVALUATED] != cancel)
+    return bool(evaluated.get("observedGeneration") != generation)  # a verdict written before the field
 
 
 def _accepted_and_finished(evaluated: dict[str, Any], current: JobStatus) -> bool:
@@ -215,10 +255,18 @@ def _running(
                 now,
                 actions,
             )
-        else:  # dispatched, but the pod was never seen: the create did not happen (crash) — do it now
+        elif not _start_deadline_passed(shape, facts, status, generation, actions):
+            # dispatched, but the pod was never seen: the create did not happen (a crash, a refusal) — do it
             actions.append(CreatePod())
         return
-    if worker is None or worker["status"] != "True":
+    if pod.phase == "Pending":
+        if _start_deadline_passed(shape, facts, status, generation, actions):
+            return
+        if pod.waiting_reason not in ROUTINE_WAITING:
+            reason = _condition_reason(pod.waiting_reason)
+            set_condition(status, WORKER_POD, True, reason, _waiting_message(pod), generation, now)
+            return
+    if worker is None or worker["status"] != "True" or worker["reason"] != "Observed":
         set_condition(status, WORKER_POD, True, "Observed", f"worker pod {pod.name} exists", generation, now)
     if pod.progress:
         try:
@@ -228,11 +276,16 @@ def _running(
     if pod.phase not in ("Succeeded", "Failed"):
         return
     try:
-        claimed = shape.apply_result(status, pod.termination_message)
+        claimed = shape.apply_result(status, _final_report(pod))
     except MalformedReport as exc:
-        _finish(
-            shape, status, JobStatus.FAILED, f"malformed termination message: {exc}", generation, now, actions
-        )
+        if pod.phase == "Failed" and not pod.result:
+            # killed or crashed before any report: FallbackToLogsOnError left its last log lines here
+            last = pod.termination_message.strip()[-LAST_OUTPUT_CHARS:]
+            message = f"{_outcome_message(status, shape, JobStatus.FAILED, pod)}; its last output: {last}"
+        else:
+            where = "result annotation" if pod.result else "termination message"
+            message = f"malformed {where}: {exc}"
+        _finish(shape, status, JobStatus.FAILED, message, generation, now, actions)
         return
     if pod.phase == "Succeeded":
         outcome = JobStatus(claimed) if claimed in ("SUCCEEDED", "WARNING") else JobStatus.SUCCEEDED
@@ -253,14 +306,90 @@ def _running(
         )
 
 
+def _start_deadline_passed(
+    shape: StatusShape, facts: JobFacts, status: dict[str, Any], generation: int, actions: list[Action]
+) -> bool:
+    """A worker not running yet: past its start deadline the job FAILED with the reason and its pod is
+    removed (True); before it, a recheck at the deadline is asked for (False)."""
+    deadline = float(facts.spec.get("startDeadlineSeconds") or facts.start_deadline_seconds)
+    started = status.get(shape.started)
+    elapsed = _seconds_between(str(started), facts.now) if started else 0.0
+    if elapsed < deadline:
+        actions.append(Recheck(deadline - elapsed + 0.5))
+        return False
+    worker = get_condition(status, WORKER_POD) or {}
+    why = worker.get("message") or "no worker pod"
+    if facts.pod is not None and facts.pod.waiting_reason not in ROUTINE_WAITING:
+        why = _waiting_message(facts.pod)
+    elif facts.pod is not None:
+        why = f"worker pod {facts.pod.name} is still {facts.pod.phase}"
+    message = f"the worker did not start within {deadline:g} s (startDeadlineSeconds): {why}"[:32768]
+    set_condition(status, WORKER_POD, False, START_DEADLINE_EXCEEDED, message, generation, facts.now)
+    _finish(shape, status, JobStatus.FAILED, message, generation, facts.now, actions)
+    if facts.pod is not None and not facts.pod.deleting:
+        actions.append(_delete(facts.pod, graceful=False))
+    return True
+
+
+def _waiting_message(pod: PodFacts) -> str:
+    return f"worker pod {pod.name} is not running: {pod.waiting_reason}: {pod.waiting_message}"[:32768]
+
+
+def _left_unstarted(status: dict[str, Any], pod: PodFacts | None) -> bool:
+    """A job that failed at its start deadline, whose pod is still there and not being deleted."""
+    worker = get_condition(status, WORKER_POD)
+    return (
+        pod is not None
+        and not pod.deleting
+        and worker is not None
+        and worker.get("reason") == START_DEADLINE_EXCEEDED
+    )
+
+
+def _seconds_between(earlier: str, later: str) -> float:
+    try:
+        return (_parse_time(later) - _parse_time(earlier)).total_seconds()
+    except ValueError:
+        return 0.0
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _condition_reason(text: str) -> str:
+    """A waiting reason as a condition reason (CamelCase letters, digits, `_,:`; never empty)."""
+    cleaned = re.sub(r"[^A-Za-z0-9_,:]", "", text).lstrip("0123456789_,:").rstrip(",:")
+    return cleaned[:1024] or "Waiting"
+
+
+def _final_report(pod: PodFacts) -> str:
+    """The worker's final report: its result annotation (complete) if it wrote one, else the termination
+    message (at most 4096 bytes). Raises MalformedReport for an annotation that does not decode."""
+    if not pod.result:
+        return pod.termination_message
+    try:
+        return decode_report(pod.result)
+    except ValueError as exc:
+        raise MalformedReport(str(exc)) from exc
+
+
 def _outcome_message(status: dict[str, Any], shape: StatusShape, outcome: JobStatus, pod: PodFacts) -> str:
     field_name = shape.message_field()
-    reported = status.get(field_name, "") if field_name else ""
+    reported = status.get(field_name, "") if field_name else _summary(pod)
     if outcome is JobStatus.FAILED:
-        why = pod.termination_reason or "Error"
+        why = TERMINATION_REASONS.get(pod.termination_reason, pod.termination_reason or "Error")
         base = f"worker failed (exit code {pod.exit_code}, {why})"
         return f"{base}: {reported}" if reported else base
     return reported or f"worker finished: {outcome.value}"
+
+
+def _summary(pod: PodFacts) -> str:
+    """The worker's report told for people (its message, what it left disabled); "" when there is none."""
+    try:
+        return report_summary(_final_report(pod))
+    except MalformedReport:
+        return ""
 
 
 def _remember_pod_report(shape: StatusShape, status: dict[str, Any], pod: PodFacts | None) -> None:
@@ -272,9 +401,9 @@ def _remember_pod_report(shape: StatusShape, status: dict[str, Any], pod: PodFac
             shape.apply_progress(status, _json_object(pod.progress))
         except MalformedReport:
             pass
-    if pod.phase in ("Succeeded", "Failed") and pod.termination_message:
+    if pod.phase in ("Succeeded", "Failed") and (pod.result or pod.termination_message):
         try:
-            shape.apply_result(status, pod.termination_message)
+            shape.apply_result(status, _final_report(pod))
         except MalformedReport:
             pass
 
@@ -299,7 +428,7 @@ def _finish(
 
 def _delete(pod: PodFacts, graceful: bool) -> DeletePod:
     grace = max(pod.grace_seconds, IMMEDIATE_GRACE_SECONDS) if graceful else IMMEDIATE_GRACE_SECONDS
-    return DeletePod(name=pod.name, graceful=graceful, grace_seconds=grace)
+    return DeletePod(name=pod.name, uid=pod.uid, graceful=graceful, grace_seconds=grace)
 
 
 def _json_object(raw: str) -> dict[str, Any]:
@@ -347,3 +476,38 @@ def worker_refused(facts: JobFacts, reason: str) -> Decision:
     if status == facts.status:
         return Decision(status=None)
     return Decision(status=status, actions=[Emit("WorkerPodRefused", message, warning=True)])
+
+
+def create_retry_seconds(attempt: int) -> float:
+    """How long to wait before creating a refused worker pod again: doubling from 2 s, at most 5 minutes."""
+    return min(CREATE_RETRY_FIRST_SECONDS * 2 ** max(attempt, 0), CREATE_RETRY_MAX_SECONDS)
+
+
+def worker_name_taken(facts: JobFacts, pod_name: str, owner_uid: str | None) -> Decision:
+    """A pod this job does not own holds the worker's name: say so on the job (once per distinct message)
+    and leave that pod alone; the create is tried again later."""
+    status = copy.deepcopy(facts.status or {})
+    generation = int(facts.meta.get("generation") or 1)
+    whose = f"controlled by uid {owner_uid}" if owner_uid else "with no controller"
+    message = (
+        f"pod {pod_name} already exists and is not this job's worker ({whose}); it is left alone, and the "
+        "worker is created once that name is free"
+    )
+    set_condition(status, WORKER_POD, False, "NameTaken", message, generation, facts.now)
+    if status == facts.status:
+        return Decision(status=None)
+    return Decision(status=status, actions=[Emit("WorkerPodNameTaken", message, warning=True)])
+
+
+def status_refused(facts: JobFacts, reason: str) -> Decision:
+    """The API server refused the status the operator decided (e.g. a number it cannot hold): the job
+    FAILED with the reason, on its last status the server accepted, instead of a write retried forever."""
+    shape = SHAPES[facts.kind]
+    status = copy.deepcopy(facts.status or {})
+    actions: list[Action] = []
+    generation = int(facts.meta.get("generation") or 1)
+    if not status.get("status"):
+        status = shape.initial(facts.meta, facts.spec, facts.now, facts.execution_id)
+    message = f"the API server refused the job's status: {reason}"[:32768]
+    _finish(shape, status, JobStatus.FAILED, message, generation, facts.now, actions)
+    return Decision(status=status, actions=actions)

@@ -7,8 +7,28 @@ from typing import Any
 from datajobs.core.conditions import CANCELLING, get_condition
 from datajobs.core.lifecycle import DEFAULT_GRACE_SECONDS, PodFacts
 from datajobs.core.queue import Slot, SortKey
-from datajobs.core.workerpod import ANNOTATION_PROGRESS, WORKER_CONTAINER
+from datajobs.core.report import ANNOTATION_RESULT
+from datajobs.core.workerpod import ANNOTATION_PROGRESS, WORKER_CONTAINER, worker_pod_name
 from datajobs.models import TERMINAL_STATUSES
+
+
+def controller_uid(pod: dict[str, Any]) -> str | None:
+    """The uid of the object named as the pod's controller by its ownerReferences, if any."""
+    for ref in pod["metadata"].get("ownerReferences") or []:
+        if ref.get("controller"):
+            return str(ref.get("uid") or "") or None
+    return None
+
+
+def is_worker_of(pod: dict[str, Any], job_meta: dict[str, Any]) -> bool:
+    """A pod is a job's worker only by identity: the job's namespace, the worker's name, and a controller
+    ownerReference to the job's uid (labels prove nothing: anyone who can create a pod can set them)."""
+    meta = pod["metadata"]
+    return (
+        meta.get("namespace") == job_meta["namespace"]
+        and meta.get("name") == worker_pod_name(job_meta["name"])
+        and controller_uid(pod) == job_meta["uid"]
+    )
 
 
 def pod_facts(pod: dict[str, Any] | None) -> PodFacts | None:
@@ -19,16 +39,30 @@ def pod_facts(pod: dict[str, Any] | None) -> PodFacts | None:
     names = [c.get("name") for c in spec.get("containers") or []]
     worker_name = WORKER_CONTAINER if WORKER_CONTAINER in names else (names[0] if names else WORKER_CONTAINER)
     worker: dict[str, Any] = next((c for c in statuses if c.get("name") == worker_name), {})
-    terminated = (worker.get("state") or {}).get("terminated") or {}
+    state = worker.get("state") or {}
+    terminated = state.get("terminated") or {}
+    waiting = state.get("waiting") or {}
+    unschedulable: dict[str, Any] = next(
+        (
+            c
+            for c in status.get("conditions") or []
+            if c.get("type") == "PodScheduled" and c.get("status") == "False"
+        ),
+        {},
+    )
     return PodFacts(
         name=meta["name"],
+        uid=meta.get("uid") or "",
         phase=status.get("phase") or "Pending",
         deleting=bool(meta.get("deletionTimestamp")),
         exit_code=terminated.get("exitCode"),
         termination_message=terminated.get("message") or "",
         termination_reason=terminated.get("reason") or "",
         progress=(meta.get("annotations") or {}).get(ANNOTATION_PROGRESS, ""),
+        result=(meta.get("annotations") or {}).get(ANNOTATION_RESULT, ""),
         grace_seconds=int(spec.get("terminationGracePeriodSeconds") or DEFAULT_GRACE_SECONDS),
+        waiting_reason=waiting.get("reason") or unschedulable.get("reason") or "",
+        waiting_message=waiting.get("message") or unschedulable.get("message") or "",
     )
 
 

@@ -12,6 +12,8 @@ from datajobs.models import DataIntegrityResultResource, JobStatus
 from datajobs.models.kinds import INTEGRITY_JOB, MASKING_EXECUTION, KindInfo
 
 GO_ZERO_TIME = "0001-01-01T00:00:00Z"  # what Prequel's Go service returns for a time not reached yet
+INT64_MAX = 2**63 - 1  # a status integer beyond it is refused by the API server (422) on every write
+COUNTS = ("rowsMasked", "rowsTotal", "bytesProcessed", "bytesTotal")
 
 
 class MalformedReport(ValueError):
@@ -58,6 +60,8 @@ class StatusShape:
         """Merge a running worker's progress annotation into the status (known keys only)."""
         for key, value in progress.items():
             if key in self.progress_keys and isinstance(value, type(self.progress_keys[key])):
+                if isinstance(value, bool) or (isinstance(value, int) and _count_error(key, value)):
+                    continue  # progress is best effort: a number out of range is left out
                 status[key] = value
 
     @property
@@ -92,6 +96,13 @@ class StatusShape:
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first["loc"])
                 raise MalformedReport(f"data_integrity_results: {where}: {first['msg']}") from exc
+            for index, result in enumerate(parsed):
+                _check_result(index, result)
+            missing = _missing_results(report, parsed, status.get("model_ids") or [])
+            if missing:
+                log_message = f"{log_message} -- INCOMPLETE: {missing}" if log_message else missing
+                if claimed in (None, JobStatus.SUCCEEDED.value):
+                    claimed = JobStatus.WARNING.value  # never SUCCEEDED as if complete
             status["data_integrity_results"] = [r.model_dump(exclude_none=True) for r in parsed]
             status["log_message"] = log_message
         else:
@@ -100,12 +111,80 @@ class StatusShape:
                     value = report[key]
                     if not isinstance(value, int) or isinstance(value, bool):
                         raise MalformedReport(f"{key} must be an integer")
+                    error = _count_error(key, value)
+                    if error:
+                        raise MalformedReport(error)
                     status[key] = value
         return claimed
 
     def message_field(self) -> str | None:
         """The vendor field that carries a human-readable outcome, when the vendor has one."""
         return "log_message" if self.kind is INTEGRITY_JOB else None
+
+
+def _count_error(key: str, value: int) -> str:
+    """Why a worker's count cannot go into the status ("" when it can): -1 (not known yet) for totals,
+    otherwise 0 up to int64."""
+    low = -1 if key in ("rowsTotal", "bytesTotal") else 0
+    return "" if low <= value <= INT64_MAX else f"{key} {value} is out of range [{low}, {INT64_MAX}]"
+
+
+def _check_result(index: int, result: DataIntegrityResultResource) -> None:
+    for name, value in result.model_dump().items():
+        if name.startswith("total_rows_") and not 0 <= value <= INT64_MAX:
+            raise MalformedReport(f"data_integrity_results[{index}].{name} {value} is out of range")
+    if not 0 <= result.sampling_rate <= 1:
+        raise MalformedReport(
+            f"data_integrity_results[{index}].sampling_rate {result.sampling_rate} is not in [0, 1]"
+        )
+    for p_index, part in enumerate(result.mismatched_partitions or []):
+        for name, value in part.model_dump().items():
+            if not -INT64_MAX <= value <= INT64_MAX:
+                raise MalformedReport(
+                    f"data_integrity_results[{index}].mismatched_partitions[{p_index}].{name} is out of range"
+                )
+
+
+def _missing_results(
+    report: dict[str, Any], parsed: list[DataIntegrityResultResource], model_ids: list[str]
+) -> str:
+    """What the report plainly lacks: results cut to fit the termination message, or models without one."""
+    cut = report.get("data_integrity_resultsTruncated")
+    if isinstance(cut, int) and not isinstance(cut, bool) and cut > 0:
+        return (
+            f"{cut} model result(s) did not fit in the worker's 4096-byte termination message and are "
+            "missing "
+            "here (the worker could not write its result annotation; see its log)"
+        )
+    named = {r.model_name for r in parsed}
+    absent = [m for m in model_ids if m not in named]
+    if absent and len(parsed) < len(model_ids):
+        return f"{len(absent)} of {len(model_ids)} models have no result (first: {absent[0]})"
+    return ""
+
+
+SUMMARY_MAX_CHARS = 4096
+
+
+def report_summary(message: str) -> str:
+    """What a worker's final report says for people: its message, and each object it left disabled with
+    the SQL that restores it (docs/worker-protocol.md). Empty for no report or one that is not JSON."""
+    try:
+        report = json.loads(message) if message.strip() else {}
+    except json.JSONDecodeError:
+        return ""
+    if not isinstance(report, dict):
+        return ""
+    parts = [text for key in ("message", "log_message") if isinstance(text := report.get(key), str) and text]
+    left = report.get("leftDisabled")
+    if isinstance(left, list) and left:
+        items = [
+            f"{e.get('object', '?')} (restore: {e.get('restoreSql', '?')})" if isinstance(e, dict) else str(e)
+            for e in left
+        ]
+        parts.append("left disabled: " + "; ".join(items))
+    summary = "; ".join(parts)
+    return summary if len(summary) <= SUMMARY_MAX_CHARS else summary[: SUMMARY_MAX_CHARS - 1] + "…"
 
 
 SHAPES: dict[str, StatusShape] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from datajobs.models.kinds import GROUP, INTEGRITY_JOB, KINDS, KindInfo
@@ -15,12 +15,19 @@ LABEL_KIND = f"{GROUP}/kind"
 LABEL_JOB = f"{GROUP}/job"
 LABEL_JOB_UID = f"{GROUP}/job-uid"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+WORKER_POD_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"  # what the operator's pod watch asks the server for
 ANNOTATION_CANCEL_MODE = f"{GROUP}/cancel-mode"
 ANNOTATION_PROGRESS = f"{GROUP}/progress"
 WORKER_CONTAINER = "worker"
 MASKING_RULES_MOUNT = "/etc/datajobs/masking"
 
 KIND_BY_NAME: dict[str, KindInfo] = {k.kind: k for k in KINDS}
+
+
+DEFAULT_WORKER_RESOURCES: dict[str, dict[str, str]] = {
+    "requests": {"cpu": "100m", "memory": "128Mi"},
+    "limits": {"memory": "512Mi"},
+}
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,8 @@ class WorkerDefaults:
     image: str = "datajobs-operator:0.1.0"
     image_pull_policy: str = "IfNotPresent"
     service_account: str | None = None
+    # requests and limits: a quota'd namespace refuses pods without them, and a scheduler cannot place well
+    resources: dict[str, dict[str, str]] = field(default_factory=lambda: dict(DEFAULT_WORKER_RESOURCES))
     node_selector: tuple[tuple[str, str], ...] = ()
     tolerations: tuple[tuple[str, str, str], ...] = ()  # (key, value, effect); value "" means Exists
 
@@ -75,7 +84,9 @@ def worker_env(
 ) -> list[dict]:
     """The job's parameters as DATAJOBS_* variables (docs/worker-protocol.md)."""
     params = {
-        k: v for k, v in spec.items() if k not in ("template", "cancelRequested", "connectionSecretName")
+        k: v
+        for k, v in spec.items()
+        if k not in ("template", "cancelRequested", "connectionSecretName", "startDeadlineSeconds")
     }
 
     def text(value: Any) -> str:
@@ -119,6 +130,7 @@ def default_template(kind: KindInfo, defaults: WorkerDefaults) -> dict[str, Any]
                 "image": defaults.image,
                 "imagePullPolicy": defaults.image_pull_policy,
                 "args": ["worker", kind.worker],
+                "resources": copy.deepcopy(defaults.resources),
                 "securityContext": {
                     "allowPrivilegeEscalation": False,
                     "readOnlyRootFilesystem": True,

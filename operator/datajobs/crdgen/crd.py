@@ -34,6 +34,41 @@ CANCEL_FROZEN_RULE: dict[str, Any] = {
     "reason": "FieldValueForbidden",
 }
 
+# Once a job has left QUEUED its worker runs with the spec it was dispatched with, so every spec field but
+# cancelRequested is frozen: an edit is refused (not accepted and silently ignored). One rule per field, so
+# the API server names the field. Same shape as CANCEL_FROZEN_RULE: a root transition rule that reads the
+# old status, compares presence before values, and passes every status write (the spec is unchanged there).
+FROZEN_AFTER_QUEUED = (
+    "!has(oldSelf.status) || !has(oldSelf.status.status) || oldSelf.status.status == 'QUEUED'"
+)
+
+
+def spec_frozen_rules(info: KindInfo) -> list[dict[str, Any]]:
+    """One rule per spec field except cancelRequested: unchanged once the job has left QUEUED."""
+    rules = []
+    for name, field in info.spec_model.model_fields.items():
+        key = field.alias or name
+        if key == "cancelRequested":
+            continue
+        same = (
+            f"has(self.spec.{key}) == has(oldSelf.spec.{key}) && "
+            f"(!has(self.spec.{key}) || self.spec.{key} == oldSelf.spec.{key})"
+        )
+        rules.append(
+            {
+                "rule": f"{FROZEN_AFTER_QUEUED} || ({same})",
+                "messageExpression": (
+                    f"'spec.{key} cannot be changed once the job has left QUEUED (it is ' + "
+                    "oldSelf.status.status + '): the worker runs with the spec it was dispatched with; "
+                    "only spec.cancelRequested may still be set'"
+                ),
+                "fieldPath": f".spec.{key}",
+                "reason": "FieldValueForbidden",
+            }
+        )
+    return rules
+
+
 _AGE_COLUMN = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 _STATUS_COLUMN = {
     "name": "Status",
@@ -90,7 +125,7 @@ def openapi_schema(info: KindInfo) -> dict[str, Any]:
             "spec": structural_schema(info.spec_model, load_pod_template),
             "status": structural_schema(info.status_model, load_pod_template),
         },
-        "x-kubernetes-validations": [CANCEL_FROZEN_RULE],
+        "x-kubernetes-validations": [CANCEL_FROZEN_RULE, *spec_frozen_rules(info)],
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 import shutil
+import signal
 import socket
 import tempfile
 import time
@@ -38,6 +39,22 @@ _KCM_DISABLED = (
     "node-route-controller",
 )
 T = TypeVar("T")
+# The API server's own record of who lists and watches what (pods, secrets, our kinds): the server-side proof
+# that a client asked for a label selector or one namespace. Everything else is not logged.
+AUDIT_POLICY: dict[str, Any] = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        {
+            "level": "Metadata",
+            "verbs": ["list", "watch"],
+            "resources": [{"group": "", "resources": ["pods", "secrets"]}, {"group": "datajobs.io"}],
+        },
+        {"level": "Metadata", "verbs": ["create"], "resources": [{"group": "", "resources": ["pods"]}]},
+        {"level": "None"},
+    ],
+}
 
 
 class ClusterError(RuntimeError):
@@ -127,6 +144,7 @@ class LocalCluster:
         """The API server is set up to reach a real node (started later by `add_real_node`)."""
         self.node: RealNode | None = None
         self._egress_dir = Path(tempfile.mkdtemp(prefix="dj-egress-")) if real_node else None
+        self._commands: dict[str, tuple[list[str], dict[str, str] | None]] = {}
 
     @property
     def bin_dir(self) -> Path:
@@ -143,6 +161,11 @@ class LocalCluster:
     @property
     def log_dir(self) -> Path:
         return self.workdir / "logs"
+
+    @property
+    def audit_log(self) -> Path:
+        """The API server's audit log (JSON lines; see AUDIT_POLICY for what it records)."""
+        return self.log_dir / "audit.log"
 
     def pids(self) -> list[int]:
         return [c.pid for c in self.children if c.alive()]
@@ -214,6 +237,8 @@ class LocalCluster:
             ],
         )
         pki = self.pki
+        audit_policy = self.workdir / "audit-policy.yaml"
+        audit_policy.write_text(yaml.safe_dump(AUDIT_POLICY, sort_keys=False))
         self._spawn(
             "kube-apiserver",
             [
@@ -233,6 +258,8 @@ class LocalCluster:
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--allow-privileged=true",
                 # No TaintNodesByCondition: fake nodes never get the not-ready taint (node lifecycle is off).
+                # Strict like OpenShift: setting blockOwnerDeletion needs `update` on the owner's finalizers.
+                "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
                 # ServiceAccount admission (token mounts) only with a real node, whose pods use in-cluster
                 # config; without one, pods in a new namespace need not wait for its `default` SA.
                 "--disable-admission-plugins="
@@ -245,6 +272,9 @@ class LocalCluster:
                 "--profiling=false",
                 "--max-requests-inflight=1000",
                 "--max-mutating-requests-inflight=500",
+                f"--audit-policy-file={audit_policy}",
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-maxsize=512",
                 *self._real_node_flags(),
             ],
         )
@@ -372,7 +402,28 @@ class LocalCluster:
         )
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self._commands[name] = (argv, env)
         self.children.append(spawn(name, argv, log_path=self.log_dir / f"{name}.log", env=env))
+
+    # -- fault injection (tests): crash one component, start it again with the same arguments and ports --
+
+    def kill_component(self, name: str) -> None:
+        """SIGKILL a component's process group, as a crash would; it stays down until start_component."""
+        for child in [c for c in self.children if c.name == name]:
+            child.signal_group(signal.SIGKILL)
+            child.popen.wait(10)
+            child.close_log()
+            self.children.remove(child)
+
+    def start_component(self, name: str, timeout: float = 180.0) -> None:
+        """Start a killed component again (same argv, ports and data); for the API server, until ready."""
+        if any(c.name == name for c in self.children):
+            raise ClusterError(f"{name} is running")
+        argv, env = self._commands[name]
+        self._spawn(name, argv, env)
+        deadline = time.monotonic() + timeout
+        if name in ("kube-apiserver", "etcd"):
+            self._wait(f"kube-apiserver /readyz after restarting {name}", self._readyz, deadline)
 
     def _check_children(self) -> None:
         for child in self.children:

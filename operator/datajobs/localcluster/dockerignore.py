@@ -42,7 +42,7 @@ def _translate(pattern: str) -> re.Pattern[str]:
 
 def parse(text: str) -> list[Rule]:
     """The rules of a `.dockerignore`, in order (the last rule that matches a path decides)."""
-    rules = []
+    rules: list[Rule] = []
     for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -79,14 +79,12 @@ def context_files(root: Path) -> list[str]:
     """Sorted context-relative paths of the regular files a build of `root` sends (symlinks count too)."""
     ignore = root / ".dockerignore"
     rules = parse(ignore.read_text()) if ignore.is_file() else []
-    found = []
+    found: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = os.path.relpath(dirpath, root)
         rel_dir = "" if rel_dir == "." else rel_dir + "/"
         dirnames[:] = [
-            d
-            for d in dirnames
-            if not excluded(rel_dir + d, rules) or _may_include_below(rel_dir + d, rules)
+            d for d in dirnames if not excluded(rel_dir + d, rules) or _may_include_below(rel_dir + d, rules)
         ]
         found.extend(rel_dir + f for f in filenames if not excluded(rel_dir + f, rules))
     return sorted(found)

@@ -9,7 +9,8 @@
 # Tars are written to <out>.tmp and renamed, so a cached tar is always complete.
 set -euo pipefail
 
-PACKAGES=(buildah umoci skopeo mmdebstrap)
+# runc: the image tests run the built image with it, as containerd runs a pod's containers.
+PACKAGES=(buildah umoci skopeo mmdebstrap runc)
 
 install() {
   local need=() p

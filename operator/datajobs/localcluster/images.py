@@ -38,7 +38,7 @@ BASE_REPO = "localhost/datajobs/python-base"
 PAUSE_REPO = "localhost/datajobs/pause"
 APP_REPO = "localhost/datajobs/datajobs-operator"
 KEEP = 4
-"""Tars kept per kind (the most recently used), so several checkouts sharing a cache do not rebuild in turn."""
+"""Tars kept per kind (the most recently used): checkouts sharing a cache do not rebuild in turn."""
 
 
 class ImagesError(RuntimeError):
@@ -80,7 +80,7 @@ def _digest(parts: Iterable[tuple[str, bytes]]) -> str:
 
 def _files(root: Path, rel_paths: Iterable[str], label: str) -> list[tuple[str, bytes]]:
     """(label/path + exec bit, content) for each file: a mode change is a change too."""
-    out = []
+    out: list[tuple[str, bytes]] = []
     for rel in rel_paths:
         path = root / rel
         executable = "x" if os.access(path, os.X_OK) else "-"
@@ -93,6 +93,8 @@ def image_keys(repo_root: Path = DEFAULT_REPO) -> Keys:
     machine = [("machine", platform.machine().encode())]
     base = _digest([*machine, *_files(BASE_SCRIPT.parent, [BASE_SCRIPT.name], "recipe")])
     build_script = _files(BUILD_SCRIPT.parent, [BUILD_SCRIPT.name], "recipe")
+    if not PAUSE_SRC.is_dir():
+        raise ImagesError(f"no pause sources in {PAUSE_SRC}: the images are built from a checkout")
     pause_sources = sorted(p.name for p in PAUSE_SRC.iterdir() if p.suffix in (".go", ".mod", ".sum"))
     pause = _digest([*machine, *build_script, *_files(PAUSE_SRC, pause_sources, "pause")])
     repo_root = Path(repo_root)
@@ -174,8 +176,9 @@ def _build_missing(plan: _Plan, repo_root: Path, env: dict[str, str]) -> None:
         _prune(plan.directory, kind, keep=plan.tar(kind))
 
 
-def _run(plan: _Plan, step: str, args: list[str], env: dict[str, str], script: Path = BUILD_SCRIPT) -> None:
+def _run(plan: _Plan, step: str, args: list[str], env: dict[str, str], script: Path | None = None) -> None:
     """One step of the build, its output in images/<step>.log; ImagesError with the log's tail on failure."""
+    script = script or BUILD_SCRIPT
     build_log = plan.directory / f"{step}.log"
     started = time.monotonic()
     if step in ("base", "app", "pause"):
@@ -233,9 +236,14 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         return 1
     elapsed = time.monotonic() - started
-    for name, ref, tar in (("pause", images.pause_ref, images.pause_tar), ("app", images.app_ref, images.app_tar)):
+    for name, ref, tar in (
+        ("pause", images.pause_ref, images.pause_tar),
+        ("app", images.app_ref, images.app_tar),
+    ):
         size, unpacked = tar.stat().st_size, unpacked_size(tar)
-        sys.stdout.write(f"{name}: {ref}\n  tar {tar} ({size / 1e6:.1f} MB, unpacked {unpacked / 1e6:.1f} MB)\n")
+        sys.stdout.write(
+            f"{name}: {ref}\n  tar {tar} ({size / 1e6:.1f} MB, unpacked {unpacked / 1e6:.1f} MB)\n"
+        )
     sys.stdout.write(f"took {elapsed:.1f} s\n")
     return 0
 

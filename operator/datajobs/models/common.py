@@ -101,6 +101,16 @@ def conditions_field(**extra: Any) -> Any:
     )
 
 
+def cancel_request_evaluated_field() -> Any:
+    return Field(
+        default=None,
+        description=(
+            "The spec.cancelRequested the CancelRequest condition is the verdict on: a request with other "
+            "content is evaluated afresh; other changes never re-open a verdict."
+        ),
+    )
+
+
 def observed_generation_field() -> Any:
     return Field(default=None, ge=0, description="The most recent generation the operator has acted on.")
 
@@ -139,5 +149,18 @@ def connection_secret_field() -> Any:
         description=(
             "Name of a Secret in the job's namespace with the worker's connection details; its keys become "
             "environment variables of the worker container (see docs/worker-protocol.md)."
+        ),
+    )
+
+
+def start_deadline_field() -> Any:
+    return Field(
+        default=None,
+        ge=1,
+        le=604800,
+        description=(
+            "How long the worker may take to start (seconds from dispatch until its container runs), e.g. "
+            "while its image is pulled or it waits for a node. Past it the job ends FAILED with the reason "
+            "and its pod is removed. Default: the operator's --worker-start-deadline (300 s)."
         ),
     )

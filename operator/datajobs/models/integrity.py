@@ -10,11 +10,13 @@ from datajobs.models.common import (
     CamelModel,
     CancelRequest,
     Condition,
+    cancel_request_evaluated_field,
     cancel_requested_field,
     conditions_field,
     connection_secret_field,
     observed_generation_field,
     pod_template_field,
+    start_deadline_field,
 )
 
 
@@ -41,6 +43,7 @@ class IntegrityJobSpec(CamelModel):
         default=None, gt=0, le=1, description="The rate at which data is sampled (0 < rate <= 1)."
     )
     connection_secret_name: str | None = connection_secret_field()
+    start_deadline_seconds: int | None = start_deadline_field()
     template: dict[str, Any] | None = pod_template_field()
     cancel_requested: CancelRequest | None = cancel_requested_field()
 
@@ -126,6 +129,7 @@ class IntegrityJobStatus(DataIntegrityJobResource):
 
     observedGeneration: int | None = observed_generation_field()
     conditions: list[Condition] | None = conditions_field()
+    cancelRequestEvaluated: CancelRequest | None = cancel_request_evaluated_field()
 
 
 VENDOR_FIELDS = tuple(DataIntegrityJobResource.model_fields)

@@ -13,11 +13,13 @@ from datajobs.models.common import (
     CancelRequest,
     Condition,
     JobStatus,
+    cancel_request_evaluated_field,
     cancel_requested_field,
     conditions_field,
     connection_secret_field,
     observed_generation_field,
     pod_template_field,
+    start_deadline_field,
 )
 
 
@@ -52,6 +54,7 @@ class MaskingExecutionSpec(CamelModel):
         default=None, ge=1, description="The ID of the target connector (multi-tenant jobs)."
     )
     connection_secret_name: str | None = connection_secret_field()
+    start_deadline_seconds: int | None = start_deadline_field()
     masking_rules_config_map: str | None = Field(
         default=None,
         min_length=1,
@@ -148,6 +151,7 @@ class MaskingExecutionStatus(Execution):
 
     observed_generation: int | None = observed_generation_field()
     conditions: list[Condition] | None = conditions_field()
+    cancel_request_evaluated: CancelRequest | None = cancel_request_evaluated_field()
 
 
 VENDOR_FIELDS = tuple(Execution.model_fields)

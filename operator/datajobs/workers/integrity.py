@@ -1,19 +1,23 @@
 """The reference integrity worker: compares each model's destination table with its source table.
 
-Per model, inside one REPEATABLE READ snapshot on each side: (1) per-time-bucket row counts and hashes
-over the last-modified column, computed by the databases (GROUP BY), compared bucket by bucket into
-`mismatched_partitions`; (2) both tables streamed in primary-key order through server-side cursors,
-`fetchmany` batches at a time, and merge-joined by key, each sampled key landing in exactly one of
-ok / stale / missing / incorrect / orphaned / pending. Memory stays bounded by the batch size."""
+Per model, inside one REPEATABLE READ snapshot on each side, the databases do the per-row work: (1) one
+scan per side (both sides at once) yields per-time-bucket row counts and hash sums over the last-modified
+column, compared bucket by bucket into `mismatched_partitions`, and per-key-bucket counts and hash sums
+(segments.py); (2) only the key buckets that differ are refined, then streamed in primary-key order
+through server-side cursors and merge-joined by key, each sampled key landing in exactly one of
+ok / stale / missing / incorrect / orphaned / pending. Rows in agreeing buckets are counted as compared and
+never leave the database. Memory stays bounded by the batch size and the bucket count."""
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from datajobs.models import DataIntegrityResultResource, MismatchedPartition
+from datajobs.workers import segments
 from datajobs.workers.catalog import Table, find_table
 from datajobs.workers.progress import ProgressReporter
 from datajobs.workers.protocol import (
@@ -32,9 +37,11 @@ from datajobs.workers.protocol import (
     MESSAGE_LIMIT,
     ConfigError,
     json_env,
+    publish_result,
     require,
     write_termination_message,
 )
+from datajobs.workers.segments import Difference
 from datajobs.workers.stopping import Stopped, StopRequest, StopWatcher
 
 log = logging.getLogger(__name__)
@@ -47,6 +54,7 @@ DESTINATION_SCHEMA_ENV = "INTEGRITY_DESTINATION_SCHEMA"
 LAST_MODIFIED_ENV = "INTEGRITY_LAST_MODIFIED_COLUMN"
 PARTITION_SECONDS_ENV = "INTEGRITY_PARTITION_SECONDS"
 BATCH_SIZE_ENV = "INTEGRITY_BATCH_SIZE"
+STREAM_ROWS_ENV = "INTEGRITY_STREAM_ROWS"
 
 DEFAULT_LAST_MODIFIED = "updated_at"
 DEFAULT_PARTITION_SECONDS = 86400
@@ -94,6 +102,7 @@ class JobConfig:
     sampling_rate: float
     plans: list[ModelPlan]
     batch_size: int = DEFAULT_BATCH_SIZE
+    stream_rows: int = segments.STREAM_ROWS
 
 
 def _split(name: str, default_schema: str) -> tuple[str, str]:
@@ -133,10 +142,15 @@ def load_config(env: Mapping[str, str]) -> JobConfig:
     try:
         partition_default = int(env.get(PARTITION_SECONDS_ENV) or DEFAULT_PARTITION_SECONDS)
         batch_size = int(env.get(BATCH_SIZE_ENV) or DEFAULT_BATCH_SIZE)
+        stream_rows = int(env.get(STREAM_ROWS_ENV) or segments.STREAM_ROWS)
     except ValueError as exc:
-        raise ConfigError(f"{PARTITION_SECONDS_ENV} and {BATCH_SIZE_ENV} must be integers") from exc
-    if partition_default < 1 or batch_size < 1:
-        raise ConfigError(f"{PARTITION_SECONDS_ENV} and {BATCH_SIZE_ENV} must be positive")
+        raise ConfigError(
+            f"{PARTITION_SECONDS_ENV}, {BATCH_SIZE_ENV} and {STREAM_ROWS_ENV} must be integers"
+        ) from exc
+    if partition_default < 1 or batch_size < 1 or stream_rows < 0:
+        raise ConfigError(
+            f"{PARTITION_SECONDS_ENV} and {BATCH_SIZE_ENV} must be positive, {STREAM_ROWS_ENV} >= 0"
+        )
     source_schema = env.get(SOURCE_SCHEMA_ENV) or "public"
     destination_schema = env.get("DATAJOBS_ORG_SCHEMA") or env.get(DESTINATION_SCHEMA_ENV) or "public"
     plans = []
@@ -154,7 +168,7 @@ def load_config(env: Mapping[str, str]) -> JobConfig:
                 sample_ids=list(ids) if ids else None,
             )
         )
-    return JobConfig(source_dsn, destination_dsn, rate, plans, batch_size)
+    return JobConfig(source_dsn, destination_dsn, rate, plans, batch_size, stream_rows)
 
 
 class ModelError(Exception):
@@ -174,7 +188,7 @@ class Side:
 
 @dataclass
 class ModelCheck:
-    """Everything needed to check one model on both sides."""
+    """Everything needed to check one model on both sides, and the statements that do it."""
 
     plan: ModelPlan
     key: tuple[str, ...]
@@ -182,41 +196,80 @@ class ModelCheck:
     source: Side
     destination: Side
     rate: float
+    typed: bool  # rows compared by their columns' type hashes (segments.row_hash)
+    key_typed: bool  # keys bucketed by their columns' type hashes
+    only_partitions: list[int] | None = None  # key buckets look only at rows of these partitions
 
-    def _row_text(self) -> sql.Composable:
-        return sql.SQL("ROW({})::text").format(sql.SQL(", ").join(sql.Identifier(c) for c in self.columns))
+    def _in_partitions(self) -> sql.Composable:
+        """A differing key has its row on each side in a mismatched partition: the others can be skipped."""
+        if self.only_partitions is None:
+            return sql.SQL("")
+        return sql.SQL(" AND {} = ANY(%(partitions)s::bigint[])").format(self._pb())
+
+    def params(self, side: Side, **extra: Any) -> dict[str, Any]:
+        restrict = {} if self.only_partitions is None else {"partitions": self.only_partitions}
+        return {**side.params, **restrict, **extra}
 
     def _lm(self) -> sql.Composable:
-        return sql.SQL("extract(epoch FROM {})::float8").format(sql.Identifier(self.plan.last_modified))
+        return sql.SQL("date_part('epoch', {})").format(sql.Identifier(self.plan.last_modified))
 
-    def partitions_query(self, side: Side) -> sql.Composed:
-        width = sql.Literal(self.plan.partition_seconds)
-        return sql.SQL(
-            "SELECT coalesce(floor({lm} / {w})::bigint, {null}) AS bucket, count(*),"
-            " coalesce(sum(('x' || left(md5({row}), 15))::bit(60)::bigint), 0)"
-            " FROM {t} WHERE {where} GROUP BY 1"
-        ).format(
-            lm=self._lm(),
-            w=width,
-            null=sql.Literal(NULL_PARTITION),
-            row=self._row_text(),
-            t=side.target,
-            where=side.where,
+    def _h(self) -> sql.Composable:
+        return segments.row_hash(self.columns, self.typed)
+
+    def _kh(self) -> sql.Composable:
+        return segments.row_hash(self.key, self.key_typed)
+
+    def _pb(self) -> sql.Composable:
+        return sql.SQL("coalesce(floor({} / {})::bigint, {})").format(
+            self._lm(), sql.Literal(self.plan.partition_seconds), sql.Literal(NULL_PARTITION)
         )
 
-    def rows_query(self, side: Side) -> sql.Composed:
+    def partitions_query(self, side: Side) -> sql.Composed:
+        """Per last-modified bucket: rows, the XOR of their hashes and the newest last-modified value.
+        Equal buckets on both sides mean the tables agree."""
+        # OFFSET 0 keeps the planner from estimating groups from the column (it would sort, not hash)
+        return sql.SQL(
+            "SELECT pb, count(*), coalesce(bit_xor(h), 0), max(lm) FROM ("
+            "SELECT {pb} AS pb, {h} AS h, {lm} AS lm FROM {t} WHERE {where} OFFSET 0) AS r GROUP BY pb"
+        ).format(pb=self._pb(), h=self._h(), lm=self._lm(), t=side.target, where=side.where)
+
+    def buckets_query(self, side: Side, bits: int, within: int | None) -> sql.Composed:
+        """Rows and hash XOR per key bucket (of `bits` bits), in bucket order; with `within`, only of the
+        rows whose bucket of `within` bits is set in %(buckets)s."""
+        dirty = sql.SQL(" AND {}").format(segments.in_buckets(self._kh(), within)) if within else sql.SQL("")
+        # OFFSET 0: as in partitions_query
+        return sql.SQL(
+            "SELECT kb, count(*), coalesce(bit_xor(h), 0) FROM ("
+            "SELECT {kb} AS kb, {h} AS h FROM {t} WHERE {where}{parts}{dirty} OFFSET 0) AS r"
+            " GROUP BY kb ORDER BY kb"
+        ).format(
+            kb=segments.bucket_of(self._kh(), bits),
+            h=self._h(),
+            t=side.target,
+            where=side.where,
+            parts=self._in_partitions(),
+            dirty=dirty,
+        )
+
+    def rows_query(self, side: Side, bits: int) -> sql.Composed:
+        """Key, last-modified and row hash of the rows in the buckets set in %(buckets)s, in key order."""
         order = []
         for name in self.key:
             ident = sql.Identifier(name)
             order.append(
                 sql.SQL('{} COLLATE "C"').format(ident) if side.table.columns[name].category == "S" else ident
             )
-        return sql.SQL("SELECT {key}, {lm}, md5({row}) FROM {t} WHERE {where} ORDER BY {order}").format(
+        dirty = sql.SQL(" AND {}").format(segments.in_buckets(self._kh(), bits)) if bits else sql.SQL("")
+        return sql.SQL(
+            "SELECT {key}, {lm}, {h} FROM {t} WHERE {where}{parts}{dirty} ORDER BY {order}"
+        ).format(
+            parts=self._in_partitions(),
             key=sql.SQL(", ").join(sql.Identifier(k) for k in self.key),
             lm=self._lm(),
-            row=self._row_text(),
+            h=self._h(),
             t=side.target,
             where=side.where,
+            dirty=dirty,
             order=sql.SQL(", ").join(order),
         )
 
@@ -243,6 +296,12 @@ def plan_check(src: psycopg.Connection, dst: psycopg.Connection, plan: ModelPlan
         if needed not in common:
             raise ModelError(f"column {needed} is not in both tables (or is excluded)")
     columns = sorted(common)
+    typed = all(
+        segments.typed_hash_ok(source.columns[c].type_sql, destination.columns[c].type_sql) for c in columns
+    )
+    key_typed = all(
+        segments.typed_hash_ok(source.columns[c].type_sql, destination.columns[c].type_sql) for c in key
+    )
     where: sql.Composable = sql.SQL("TRUE")
     params: dict[str, Any] = {}
     if plan.sample_ids is not None:
@@ -256,7 +315,9 @@ def plan_check(src: psycopg.Connection, dst: psycopg.Connection, plan: ModelPlan
         target = sql.SQL("{}.{}").format(sql.Identifier(table.schema), sql.Identifier(table.name))
         return Side(conn, table, target, where, params)
 
-    return ModelCheck(plan, key, columns, make_side(src, source), make_side(dst, destination), rate)
+    return ModelCheck(
+        plan, key, columns, make_side(src, source), make_side(dst, destination), rate, typed, key_typed
+    )
 
 
 def _newer(lm: float | None, mark: float | None) -> bool:
@@ -281,6 +342,7 @@ class IntegrityWorker:
     rows_seen: int = 0
     _report_lock: threading.Lock = field(default_factory=threading.Lock)
     _reported: bool = False
+    _pool: ThreadPoolExecutor | None = None
 
     def __post_init__(self) -> None:
         self.watcher.on_interrupt(self._interrupt)
@@ -311,6 +373,11 @@ class IntegrityWorker:
                 conn.execute("SET TimeZone = 'UTC'")
                 conn.execute("SET default_transaction_isolation = 'repeatable read'")
                 conn.execute("SET default_transaction_read_only = on")
+                conn.execute("SET jit = off")  # compiling costs more than it saves for these scans
+                conn.execute("SET work_mem = '64MB'")  # the bucket sums hash-aggregate in memory
+                # cursors are read to the end: plan them for the whole result (a sort after one scan),
+                # not for their first rows (an index walk that would scan lazily, one side at a time)
+                conn.execute("SET cursor_tuple_fraction = 1.0")
                 conn.commit()
                 self.connections.append(conn)
             src, dst = self.connections
@@ -322,6 +389,8 @@ class IntegrityWorker:
         except Stopped:
             return self._finish(EXIT_STOPPED, self._report(None, self.watcher.request))
         finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
             for conn in self.connections:
                 conn.close()
         errors = sum(1 for r in self.results if r.error_message)
@@ -353,8 +422,7 @@ class IntegrityWorker:
         started = time.monotonic()
         try:
             check = plan_check(src, dst, plan, self.config.sampling_rate)
-            partitions = self._partitions(check)
-            tally, absent = self._compare(check)
+            partitions, tally, absent = self._check_rows(check)
         except ModelError as exc:
             self._rollback()
             log.error("model %s: %s", plan.name, exc)
@@ -404,13 +472,105 @@ class IntegrityWorker:
             except psycopg.Error as exc:
                 log.warning("rollback failed: %s", exc)
 
-    def _partitions(self, check: ModelCheck) -> list[MismatchedPartition]:
+    def _both(self, check: ModelCheck, query: Callable[[Side], Any]) -> tuple[Any, Any]:
+        """`query(side)` on both sides at once (each database scans while the other does)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="integrity")
+        futures = [self._pool.submit(query, side) for side in (check.source, check.destination)]
+        wait(futures)  # both, even when one fails: no thread may still use a connection afterwards
+        return futures[0].result(), futures[1].result()
+
+    def _check_rows(self, check: ModelCheck) -> tuple[list[MismatchedPartition], Tally, int]:
+        """Partitions and per-row counts: per-partition sums, then key-bucket sums, then differing rows."""
+
+        def partitions(side: Side) -> tuple[dict[int, tuple[int, int]], float | None]:
+            sums, newest = {}, None
+            for pb, n, h, lm in side.conn.execute(check.partitions_query(side), side.params):
+                sums[int(pb)] = (int(n), int(h))
+                newest = lm if newest is None or (lm is not None and lm > newest) else newest
+            return sums, newest
+
+        (source, _), (destination, newest) = self._both(check, partitions)
+        self.watcher.check()
+        mismatched = self._mismatched(check, source, destination)
+        tally = Tally()
+        if not mismatched:  # the same rows on both sides (up to a 2^-64 chance)
+            tally.compared = sum(n for n, _ in source.values())
+        else:
+            buckets = source.keys() | destination.keys()
+            differing = sorted(b for b in buckets if source.get(b) != destination.get(b))
+            if len(differing) < len(buckets):
+                check.only_partitions = differing
+                tally.compared = sum(n for b, (n, _) in source.items() if source[b] == destination.get(b))
+            rows = max(sum(sides.get(b, (0, 0))[0] for b in differing) for sides in (source, destination))
+            if check.only_partitions is not None and rows <= self.config.stream_rows:
+                difference = segments.everything(rows)  # few rows in the differing partitions: stream all
+            else:
+                difference = self._buckets(check, segments.first_bits(rows), None)
+                tally.compared += difference.agreeing_rows
+            while difference.dirty and difference.worth_refining(self.config.stream_rows):
+                difference = self._buckets(check, difference.bits + segments.REFINE_BITS, difference)
+                tally.compared += difference.agreeing_rows
+            if difference.dirty:
+                if check.destination.params:  # sampled: the newest row of the whole table counts
+                    newest = self._newest(check)
+                self._compare(check, difference, newest, tally)
+        absent = 0
+        if check.plan.sample_ids is not None:
+            absent = len(set(check.plan.sample_ids)) - tally.compared
+        return mismatched, tally, max(absent, 0)
+
+    def _newest(self, check: ModelCheck) -> float | None:
+        row = check.destination.conn.execute(
+            sql.SQL("SELECT max(date_part('epoch', {})) FROM {}").format(
+                sql.Identifier(check.plan.last_modified), check.destination.target
+            )
+        ).fetchone()
+        return row[0] if row else None
+
+    def _buckets(self, check: ModelCheck, bits: int, within: Difference | None) -> Difference:
+        """Per-bucket sums on both sides (of the rows in `within`'s differing buckets), compared."""
+        size = self.config.batch_size
+        params = {"buckets": bytes(within.buckets)} if within else {}
+        if within:
+            log.info(
+                "model %s: %d of %d key buckets differ (%d rows), refining to %d buckets",
+                check.plan.name,
+                within.dirty,
+                1 << within.bits,
+                within.rows,
+                1 << bits,
+            )
+            self.progress.update(
+                {"log_message": f"checking {self.current}: {within.dirty} key buckets differ, refining"}
+            )
+
+        def open_side(side: Side) -> tuple[psycopg.ServerCursor, list[Any]]:
+            cur = side.conn.cursor(name="datajobs_buckets")
+            cur.itersize = size
+            query = check.buckets_query(side, bits, within.bits if within else None)
+            cur.execute(query, check.params(side, **params))
+            return cur, cur.fetchmany(size)  # the database has aggregated once the first rows are here
+
+        def rows(cur: psycopg.ServerCursor, batch: list[Any]) -> Iterator[tuple[int, int, int]]:
+            while batch:
+                for b, n, h in batch:
+                    yield int(b), int(n), int(h)
+                self.watcher.check()
+                batch = cur.fetchmany(size)
+
+        (src_cur, src_first), (dst_cur, dst_first) = self._both(check, open_side)
+        try:
+            return segments.compare(rows(src_cur, src_first), rows(dst_cur, dst_first), bits)
+        finally:
+            src_cur.close()
+            dst_cur.close()
+
+    @staticmethod
+    def _mismatched(
+        check: ModelCheck, source: dict[int, tuple[int, int]], destination: dict[int, tuple[int, int]]
+    ) -> list[MismatchedPartition]:
         width = check.plan.partition_seconds
-        sums = []
-        for side in (check.source, check.destination):
-            rows = side.conn.execute(check.partitions_query(side), side.params).fetchall()
-            sums.append({int(b): (int(n), int(h)) for b, n, h in rows})
-        source, destination = sums
         mismatched = []
         for bucket in sorted(source.keys() | destination.keys()):
             s, d = source.get(bucket, (0, 0)), destination.get(bucket, (0, 0))
@@ -426,37 +586,60 @@ class IntegrityWorker:
                 )
         return mismatched
 
-    def _stream(self, check: ModelCheck, side: Side, name: str) -> Iterator[tuple[Any, ...]]:
-        size = self.config.batch_size
-        with side.conn.cursor(name=name) as cur:
-            cur.itersize = size
-            cur.execute(check.rows_query(side), side.params)
-            previous: tuple[Any, ...] | None = None
-            n = len(check.key)
-            while True:
-                batch = cur.fetchmany(size)
-                if not batch:
-                    return
-                self.watcher.check()
-                for row in batch:
-                    key = tuple(row[:n])
-                    if previous is not None and not previous < key:
-                        raise ModelError(
-                            f"keys of {side.table.qualified} do not sort consistently ({previous!r}, {key!r})"
-                        )
-                    previous = key
-                    yield key, row[n], row[n + 1]
+    def _open(
+        self, check: ModelCheck, side: Side, buckets: Difference
+    ) -> tuple[psycopg.ServerCursor, list[Any]]:
+        """The rows of the differing buckets, in key order: the cursor and its first batch (by then the
+        database has scanned and sorted)."""
+        cur = side.conn.cursor(name="datajobs_rows")
+        cur.itersize = self.config.batch_size
+        cur.execute(check.rows_query(side, buckets.bits), check.params(side, buckets=bytes(buckets.buckets)))
+        return cur, cur.fetchmany(self.config.batch_size)
 
-    def _compare(self, check: ModelCheck) -> tuple[Tally, int]:
-        mark_row = check.destination.conn.execute(
-            sql.SQL("SELECT max(extract(epoch FROM {})::float8) FROM {}").format(
-                sql.Identifier(check.plan.last_modified), check.destination.target
+    def _stream(
+        self, check: ModelCheck, side: Side, cur: psycopg.ServerCursor, batch: list[Any]
+    ) -> Iterator[tuple[Any, ...]]:
+        previous: tuple[Any, ...] | None = None
+        n = len(check.key)
+        while batch:
+            for row in batch:
+                key = tuple(row[:n])
+                if previous is not None and not previous < key:
+                    raise ModelError(
+                        f"keys of {side.table.qualified} do not sort consistently ({previous!r}, {key!r})"
+                    )
+                previous = key
+                yield key, row[n], row[n + 1]
+            self.watcher.check()
+            batch = cur.fetchmany(self.config.batch_size)
+
+    def _compare(
+        self, check: ModelCheck, buckets: Difference, high_water: float | None, tally: Tally
+    ) -> None:
+        """Merge-join the rows of the differing buckets by key and classify each key."""
+        (src_cur, src_first), (dst_cur, dst_first) = self._both(
+            check, lambda side: self._open(check, side, buckets)
+        )
+        try:
+            self._merge(
+                check,
+                self._stream(check, check.source, src_cur, src_first),
+                self._stream(check, check.destination, dst_cur, dst_first),
+                high_water,
+                tally,
             )
-        ).fetchone()
-        high_water = mark_row[0] if mark_row else None
-        tally = Tally()
-        source = self._stream(check, check.source, "datajobs_source")
-        destination = self._stream(check, check.destination, "datajobs_destination")
+        finally:
+            src_cur.close()
+            dst_cur.close()
+
+    def _merge(
+        self,
+        check: ModelCheck,
+        source: Iterator[tuple[Any, ...]],
+        destination: Iterator[tuple[Any, ...]],
+        high_water: float | None,
+        tally: Tally,
+    ) -> None:
         s, d = next(source, None), next(destination, None)
         last_progress = time.monotonic()
         while s is not None or d is not None:
@@ -486,10 +669,6 @@ class IntegrityWorker:
                 self.progress.update(
                     {"log_message": f"checking {self.current}: {tally.compared} rows compared"}
                 )
-        absent = 0
-        if check.plan.sample_ids is not None:
-            absent = len(set(check.plan.sample_ids)) - tally.compared
-        return tally, max(absent, 0)
 
     def _summary(self) -> str:
         unhealthy = [r for r in self.results if not r.is_healthy]
@@ -528,17 +707,23 @@ class IntegrityWorker:
         else:
             report["status"] = status
         report["log_message"] = log_message
-        results = [r.model_dump() for r in self.results]
-        report["data_integrity_results"] = results
-        # Keep every model's counts within the 4096 bytes, shortening partition lists first if need be.
+        report["data_integrity_results"] = [r.model_dump() for r in self.results]
+        return report
+
+    @staticmethod
+    def _fitted(report: dict[str, Any]) -> dict[str, Any]:
+        """The report for the 4096-byte termination message: every model's counts kept, partition lists
+        shortened first if need be (the full report is on the pod's result annotation)."""
+        fitted = copy.deepcopy(report)
+        results = fitted["data_integrity_results"]
         for keep in (None, 20, 5, 1, 0):
             if keep is not None:
                 for r in results:
                     r["mismatched_partitions"] = (r["mismatched_partitions"] or [])[:keep]
-                report["log_message"] = f"{log_message} (partition lists truncated; full results in the log)"
-            if len(json.dumps(report, separators=(",", ":"), ensure_ascii=False).encode()) <= MESSAGE_LIMIT:
+                fitted["log_message"] = f"{report['log_message']} (partition lists truncated in this message)"
+            if len(json.dumps(fitted, separators=(",", ":"), ensure_ascii=False).encode()) <= MESSAGE_LIMIT:
                 break
-        return report
+        return fitted
 
     def _finish(self, code: int, report: dict[str, Any]) -> int:
         with self._report_lock:
@@ -548,5 +733,7 @@ class IntegrityWorker:
             self.watcher.finished()
             self.progress.close(flush_timeout=0.0 if code == EXIT_STOPPED else 1.0)
             log.info("full results: %s", json.dumps([r.model_dump() for r in self.results]))
-            write_termination_message(report, ("data_integrity_results",))
+            if code != EXIT_STOPPED:  # a stopped worker has no time to spare: its message says what it did
+                publish_result(self.progress.api, report)
+            write_termination_message(self._fitted(report), ("data_integrity_results",))
         return code

@@ -28,6 +28,7 @@ from datajobs.workers.protocol import (
     EXIT_OK,
     EXIT_STOPPED,
     ConfigError,
+    publish_result,
     require,
     write_termination_message,
 )
@@ -476,5 +477,7 @@ class MaskingWorker:
             self.watcher.finished()
             self.progress.update(self.counts.progress())
             self.progress.close(flush_timeout=0.0 if code == EXIT_STOPPED else 1.0)
+            if code != EXIT_STOPPED:  # a stopped worker has no time to spare: its message says what it did
+                publish_result(self.progress.api, report)
             write_termination_message(report, SHRINKABLE)
         return code

@@ -9,6 +9,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from datajobs.core.report import ANNOTATION_RESULT, ReportTooLarge, encode_report
+from datajobs.workers.podapi import PodApi, PodApiError
+
 log = logging.getLogger(__name__)
 
 EXIT_OK = 0
@@ -85,3 +88,16 @@ def write_termination_message(report: dict[str, Any], shrinkable: tuple[str, ...
     except OSError as exc:
         log.error("could not write the termination message to %s: %s", path, exc)
     log.info("final report: %s", text)
+
+
+def publish_result(api: PodApi | None, report: dict[str, Any]) -> bool:
+    """Put the full report on the pod's `datajobs.io/result` annotation (the operator prefers it to the
+    4096-byte termination message); False when there is no pod API or it refused."""
+    if api is None:
+        return False
+    try:
+        api.annotate({ANNOTATION_RESULT: encode_report(report)})
+        return True
+    except (PodApiError, ReportTooLarge) as exc:
+        log.warning("the full report is not on the pod (%s): the termination message has what fits", exc)
+        return False
