@@ -33,6 +33,10 @@ from devkit import Dev, free_port, ready_fields
 from helpers import kubectl_exe, pinned_tool, wait_for
 from readmekit import README, run_examples, sections
 
+pytestmark = pytest.mark.timeout(900)
+"""The first test includes `datajobs dev`'s start: minutes on a loaded 2-core machine (images are built
+before any timeout by the `images` fixture's collection hook)."""
+
 NS = devnode.RELEASE_NAMESPACE
 TRIGGERS = "SELECT tgname, tgenabled FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1"
 
@@ -61,7 +65,7 @@ class RunningDev:
 
 
 @pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDev]:
+def running(tmp_path_factory: pytest.TempPathFactory, images: Any) -> Iterator[RunningDev]:
     reason = unavailable_reason()
     if reason:
         pytest.fail(f"`datajobs dev` on a real node cannot run here: {reason}", pytrace=False)
