@@ -138,7 +138,7 @@ def test_a_cancel_held_by_a_finalizer_is_stuck_visibly_escalates_and_ends_only_o
             message="CancelStuck raised",
         )
         assert HOLD in stuck["message"]
-        assert 'datajobs_stuck_stops{kind="%s"} 1.0' % kind in operator.metrics()
+        assert f'datajobs_stuck_stops{{kind="{kind}"}} 1.0' in operator.metrics()
         wait_for(
             lambda: "CancelStuck" in jobs.event_reasons("held"),
             timeout=10,
@@ -169,7 +169,7 @@ def test_a_cancel_held_by_a_finalizer_is_stuck_visibly_escalates_and_ends_only_o
     assert condition(final, "CancelStuck")["status"] == "False"
     assert_vendor_valid(kind, final)
     wait_for(
-        lambda: 'datajobs_stuck_stops{kind="%s"} 0.0' % kind in operator.metrics(),
+        lambda: f'datajobs_stuck_stops{{kind="{kind}"}} 0.0' in operator.metrics(),
         timeout=10,
         message="the stuck gauge back to 0",
     )

@@ -28,6 +28,13 @@ class OperatorConfig:
     metrics_port: int | None = 9090
     liveness_port: int | None = 8081
     bind_address: str = "0.0.0.0"
+    leader_elect: bool = True  # one acting replica per state namespace (a Lease there)
+    leader_identity: str = ""  # default: $POD_NAME, else the host name
+    lease_seconds: int = 15
+    renew_deadline_seconds: float = 10.0
+    retry_period_seconds: float = 2.0
+    kube_api_qps: float = 50.0  # client-side rate limit of the operator's API requests
+    kube_api_burst: int = 100
     extra: dict[str, str] = field(default_factory=dict)
 
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -146,6 +147,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="address for the metrics and liveness servers",
     )
 
+    parser.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=(_env("LEADER_ELECT", "true") or "true").lower() not in ("0", "false", "no"),
+        help="hold a Lease in the state namespace; only its holder acts, other replicas stand by",
+    )
+    parser.add_argument(
+        "--leader-identity",
+        default=_env("LEADER_IDENTITY") or os.environ.get("POD_NAME") or socket.gethostname(),
+        help="this replica's name in the Lease (default: $POD_NAME, else the host name)",
+    )
+    parser.add_argument("--lease-duration", type=int, default=15, help="seconds a Lease is valid unrenewed")
+    parser.add_argument(
+        "--renew-deadline", type=float, default=10.0, help="seconds the leader may fail to renew"
+    )
+    parser.add_argument("--retry-period", type=float, default=2.0, help="seconds between Lease attempts")
+    parser.add_argument("--kube-api-qps", type=float, default=50.0, help="client-side API request rate limit")
+    parser.add_argument(
+        "--kube-api-burst", type=int, default=100, help="requests allowed above the rate in a burst"
+    )
+
 
 def main(args: argparse.Namespace) -> int:
     try:
@@ -172,7 +194,18 @@ def main(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port or None,
         liveness_port=args.liveness_port or None,
         bind_address=args.bind_address,
+        leader_elect=args.leader_elect,
+        leader_identity=args.leader_identity,
+        lease_seconds=args.lease_duration,
+        renew_deadline_seconds=args.renew_deadline,
+        retry_period_seconds=args.retry_period,
+        kube_api_qps=args.kube_api_qps,
+        kube_api_burst=args.kube_api_burst,
     )
+    if config.leader_elect and not (
+        0 < config.retry_period_seconds < config.renew_deadline_seconds < config.lease_seconds
+    ):
+        raise SystemExit("datajobs run: need 0 < --retry-period < --renew-deadline < --lease-duration")
     if config.kubeconfig:
         os.environ["KUBECONFIG"] = config.kubeconfig  # kopf's own login reads it
     import datajobs.controller.handlers  # noqa: F401  (registers the handlers)
@@ -187,14 +220,21 @@ def main(args: argparse.Namespace) -> int:
     # needs no access to them (with the scan on and no such access, kopf retries the forbidden calls for
     # about a minute before it starts watching anything).
     settings.scanning.disabled = True
-    asyncio.run(
-        kopf.operator(
+    memo = kopf.Memo(config=config, lost_leadership=False)
+
+    async def operate() -> None:
+        memo.stop_flag = asyncio.Event()  # set when leadership is lost: kopf stops, the process exits 1
+        await kopf.operator(
             clusterwide=not config.namespaces,
             namespaces=list(config.namespaces),
+            # kopf's own peering stays off: our Lease decides who acts (kopf's peering would pause the
+            # watches of a standby, leaving it nothing to take over with)
             standalone=True,
             liveness_endpoint=liveness,
-            memo=kopf.Memo(config=config),
+            memo=memo,
             settings=settings,
+            stop_flag=memo.stop_flag,
         )
-    )
-    return 0
+
+    asyncio.run(operate())
+    return 1 if memo.lost_leadership else 0

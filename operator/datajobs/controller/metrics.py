@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -59,3 +59,18 @@ class EngineCollector(Collector):
 
 def register_engine(engine_getter: Callable[[], Any]) -> None:
     REGISTRY.register(EngineCollector(engine_getter))
+
+
+API_REQUESTS = Counter(
+    "datajobs_api_requests_total",
+    "Requests sent to the API server, by method and HTTP code",
+    ["method", "code"],
+)
+API_RETRIES = Counter(
+    "datajobs_api_retries_total", "Requests retried, by cause (HTTP code or connection)", ["reason"]
+)
+API_THROTTLED_SECONDS = Counter(
+    "datajobs_api_throttled_seconds_total", "Seconds every request paused for after a 429 (Retry-After)"
+)
+RELISTS = Counter("datajobs_relists_total", "Full lists of jobs and pods that replaced the operator's view")
+LEADER = Gauge("datajobs_leader", "1 while this replica holds the leader Lease", ["identity"])

@@ -170,6 +170,32 @@ class Store:
         pod = self.pods.get((meta.get("namespace") or "", worker_pod_name(meta["name"])))
         return pod if pod is not None and is_worker_of(pod, meta) else None
 
+    # -- convergence on a (re)list ----------------------------------------------------------------------
+
+    def vanished_jobs(
+        self, kind: str, namespace: str | None, listed: set[str], list_rv: int
+    ) -> list[dict[str, Any]]:
+        """Jobs of `kind` (in `namespace`; None: any) a list at `list_rv` did not return although we hold no
+        version newer than it: deleted while no watch was open, so no DELETED event will ever come."""
+        return [
+            body
+            for uid, (k, body) in self.jobs.items()
+            if k == kind
+            and uid not in listed
+            and (namespace is None or body["metadata"]["namespace"] == namespace)
+            and resource_version(body) <= list_rv
+        ]
+
+    def vanished_pods(self, namespace: str | None, listed: set[str], list_rv: int) -> list[dict[str, Any]]:
+        """Worker pods (by pod uid in `listed`) that a list at `list_rv` no longer returned, as above."""
+        return [
+            pod
+            for pod in self.pods.values()
+            if pod["metadata"]["uid"] not in listed
+            and (namespace is None or pod["metadata"]["namespace"] == namespace)
+            and resource_version(pod) <= list_rv
+        ]
+
 
 def _key(body: dict[str, Any]) -> PodKey:
     meta = body["metadata"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 import shutil
+import signal
 import socket
 import tempfile
 import time
@@ -142,6 +143,7 @@ class LocalCluster:
         """The API server is set up to reach a real node (started later by `add_real_node`)."""
         self.node: RealNode | None = None
         self._egress_dir = Path(tempfile.mkdtemp(prefix="dj-egress-")) if real_node else None
+        self._commands: dict[str, tuple[list[str], dict[str, str] | None]] = {}
 
     @property
     def bin_dir(self) -> Path:
@@ -399,7 +401,28 @@ class LocalCluster:
         )
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self._commands[name] = (argv, env)
         self.children.append(spawn(name, argv, log_path=self.log_dir / f"{name}.log", env=env))
+
+    # -- fault injection (tests): crash one component, start it again with the same arguments and ports --
+
+    def kill_component(self, name: str) -> None:
+        """SIGKILL a component's process group, as a crash would; it stays down until start_component."""
+        for child in [c for c in self.children if c.name == name]:
+            child.signal_group(signal.SIGKILL)
+            child.popen.wait(10)
+            child.close_log()
+            self.children.remove(child)
+
+    def start_component(self, name: str, timeout: float = 180.0) -> None:
+        """Start a killed component again (same argv, ports and data); for the API server, until ready."""
+        if any(c.name == name for c in self.children):
+            raise ClusterError(f"{name} is running")
+        argv, env = self._commands[name]
+        self._spawn(name, argv, env)
+        deadline = time.monotonic() + timeout
+        if name in ("kube-apiserver", "etcd"):
+            self._wait(f"kube-apiserver /readyz after restarting {name}", self._readyz, deadline)
 
     def _check_children(self) -> None:
         for child in self.children:
