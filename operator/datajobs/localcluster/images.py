@@ -37,7 +37,7 @@ DEFAULT_REPO = HERE.parents[2]
 BASE_REPO = "localhost/datajobs/python-base"
 PAUSE_REPO = "localhost/datajobs/pause"
 APP_REPO = "localhost/datajobs/datajobs-operator"
-KEEP = 4
+KEEP = 6
 """Tars kept per kind (the most recently used): checkouts sharing a cache do not rebuild in turn."""
 
 
@@ -174,12 +174,14 @@ def _build_missing(plan: _Plan, repo_root: Path, env: dict[str, str]) -> None:
         os.utime(plan.tar("base"))
     for kind in ("base", "pause", "app"):
         _prune(plan.directory, kind, keep=plan.tar(kind))
+        _prune(plan.directory, kind, keep=plan.tar(kind).with_suffix(".log"), ext="log")
 
 
 def _run(plan: _Plan, step: str, args: list[str], env: dict[str, str], script: Path | None = None) -> None:
-    """One step of the build, its output in images/<step>.log; ImagesError with the log's tail on failure."""
+    """One step of the build, its output in images/<step>[-<key>].log; ImagesError with the log's tail."""
     script = script or BUILD_SCRIPT
-    build_log = plan.directory / f"{step}.log"
+    key = getattr(plan.keys, step, None)
+    build_log = plan.directory / (f"{step}-{key}.log" if key else f"{step}.log")
     started = time.monotonic()
     if step in ("base", "app", "pause"):
         log.warning("building the %s image (log: %s)", step, build_log)
@@ -203,9 +205,9 @@ def _tail(path: Path, lines: int = 40) -> str:
         return f"(cannot read the log: {exc})"
 
 
-def _prune(directory: Path, kind: str, keep: Path) -> None:
-    """Delete all but the KEEP most recently used tars of a kind (never `keep`, the one just built)."""
-    tars = sorted(directory.glob(f"{kind}-*.tar"), key=lambda p: p.stat().st_mtime, reverse=True)
+def _prune(directory: Path, kind: str, keep: Path, ext: str = "tar") -> None:
+    """Delete all but the KEEP most recently used tars (or logs) of a kind (never `keep`, just built)."""
+    tars = sorted(directory.glob(f"{kind}-*.{ext}"), key=lambda p: p.stat().st_mtime, reverse=True)
     for old in [t for t in tars if t != keep][KEEP - 1 :]:
         old.unlink(missing_ok=True)
 
