@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from datajobs.localcluster import images
 from datajobs.localcluster.dockerignore import context_files, excluded, parse
 from datajobs.localcluster.images import ImagesError, ensure_images, find_images, image_keys, images_dir
+from helpers import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -163,3 +166,31 @@ def test_a_failed_step_raises_with_the_log_tail(
     with pytest.raises(ImagesError, match=r"(?s)install step.*exit 3.*step install ran.*the reason it broke"):
         ensure_images(repo, env)
     assert find_images(repo, env) is None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie child of ours counts as gone
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_an_interrupted_step_stops_its_whole_process_group(tmp_path: Path) -> None:
+    """buildah runs below bash: stopping bash alone would leave it building in a store the next one cleans."""
+    pid_file = tmp_path / "child"
+    proc = subprocess.Popen(["bash", "-c", f"sleep 300 & echo $! > {pid_file}; wait"], start_new_session=True)
+    child = int(wait_for(lambda: pid_file.read_text().strip(), timeout=30, ignore=(FileNotFoundError,)))
+    assert _alive(child)
+    images._stop_group(proc)
+    assert proc.returncode is not None
+    wait_for(lambda: not _alive(child), timeout=30, message="the grandchild to be gone")
+
+
+def test_stale_stores_are_those_whose_owner_is_gone(tmp_path: Path) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert images._owner_alive(tmp_path / f"store-{os.getpid()}")
+    assert not images._owner_alive(tmp_path / f"store-{gone.pid}")
+    assert not images._owner_alive(tmp_path / "store")

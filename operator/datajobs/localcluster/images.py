@@ -15,6 +15,7 @@ import hashlib
 import logging
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tarfile
@@ -164,8 +165,10 @@ def _build_missing(plan: _Plan, repo_root: Path, env: dict[str, str]) -> None:
     if "app" in todo:
         if not plan.tar("base").is_file():
             _run(plan, "base", [str(plan.tar("base")), plan.ref("base")], env, script=BASE_SCRIPT)
-        store = plan.directory / "store"
-        _run(plan, "clean-store", ["clean-store", str(store)], env)
+        # buildah's storage is private to this build; a killed build's is removed by the next one.
+        store = plan.directory / f"store-{os.getpid()}"
+        for stale in [store, *(s for s in plan.directory.glob("store*") if not _owner_alive(s))]:
+            _run(plan, "clean-store", ["clean-store", str(stale)], env)
         try:
             args = [str(repo_root), str(plan.tar("base")), plan.ref("base")]
             _run(plan, "app", ["app", *args, str(plan.tar("app")), plan.ref("app"), str(store)], env)
@@ -186,9 +189,20 @@ def _run(plan: _Plan, step: str, args: list[str], env: dict[str, str], script: P
     if step in ("base", "app", "pause"):
         log.warning("building the %s image (log: %s)", step, build_log)
     with build_log.open("w") as sink:
-        proc = subprocess.run(
-            ["bash", str(script), *args], env=env, stdout=sink, stderr=subprocess.STDOUT, check=False
+        # In a session of its own, so that an interrupted caller (Ctrl-C, a test timeout) stops the whole
+        # build rather than leaving buildah running in a store the next build cleans.
+        proc = subprocess.Popen(
+            ["bash", str(script), *args],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
+        try:
+            proc.wait()
+        except BaseException:
+            _stop_group(proc)
+            raise
     if proc.returncode != 0:
         raise ImagesError(
             f"the {step} step of the image build failed (exit {proc.returncode}); last lines of "
@@ -196,6 +210,34 @@ def _run(plan: _Plan, step: str, args: list[str], env: dict[str, str], script: P
         )
     if step in ("base", "app", "pause"):
         log.info("built the %s image in %.1f s", step, time.monotonic() - started)
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the step's process group (buildah cleans up on it), SIGKILL it if still there after 30 s."""
+    for sig, grace in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _owner_alive(store: Path) -> bool:
+    """Whether the process that named `store-<pid>` still runs (`store` alone: an older layout, never)."""
+    pid = store.name.removeprefix("store-")
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _tail(path: Path, lines: int = 40) -> str:
