@@ -70,7 +70,8 @@ def _unpack(tar: Path, rootfs: Path) -> None:
                         else:
                             target.unlink(missing_ok=True)
                         continue
-                    members.extract(member, rootfs, numeric_owner=True, filter="tar")
+                    # fully trusted: keep the modes as built (the "tar" filter drops /tmp's sticky bit)
+                    members.extract(member, rootfs, numeric_owner=True, filter="fully_trusted")
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +100,7 @@ def bundle(images: Images, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             "destination": "/tmp",
             "type": "tmpfs",
             "source": "tmpfs",
-            "options": ["nosuid", "nodev", "size=16m"],
+            "options": ["nosuid", "nodev", "mode=1777", "size=16m"],
         }
     )
     (work / "config.json").write_text(json.dumps(spec))
