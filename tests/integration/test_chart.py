@@ -24,7 +24,7 @@ NS = "datajobs-system"
 JOBS = ["integrityjobs", "maskingexecutions"]
 
 OPERATOR_RULES = [
-    {"apiGroups": ["datajobs.io"], "resources": JOBS, "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["datajobs.io"], "resources": JOBS, "verbs": ["get", "list", "watch", "delete"]},
     {"apiGroups": ["datajobs.io"], "resources": [f"{r}/status" for r in JOBS], "verbs": ["patch"]},
     {
         "apiGroups": [""],

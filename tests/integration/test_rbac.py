@@ -280,7 +280,7 @@ def expectations(inst: Install) -> dict[str, list[tuple[bool, str, str, str | No
     cluster_wide = not inst.per_namespace
     return {
         "operator": [
-            *[(True, v, r, jobs, ()) for r in (IJ, MEX) for v in ("get", "list", "watch")],
+            *[(True, v, r, jobs, ()) for r in (IJ, MEX) for v in ("get", "list", "watch", "delete")],
             *[(True, "patch", r, jobs, status) for r in (IJ, MEX)],
             *[(True, "update", r, jobs, ("--subresource=finalizers",)) for r in (IJ, MEX)],
             *[(True, v, "pods", jobs, ()) for v in ("get", "list", "watch", "create", "delete", "patch")],
@@ -296,7 +296,7 @@ def expectations(inst: Install) -> dict[str, list[tuple[bool, str, str, str | No
             # never
             *[(False, v, "secrets", ns, ()) for v in ("get", "list", "watch") for ns in (rel, jobs, None)],
             (False, "get", keys, rel, ()),
-            *[(False, v, r, jobs, ()) for r in (IJ, MEX) for v in ("create", "delete", "patch", "update")],
+            *[(False, v, r, jobs, ()) for r in (IJ, MEX) for v in ("create", "patch", "update")],
             (False, "update", IJ, jobs, status),
             (False, "create", "pods", jobs, ("--subresource=exec",)),
             (False, "get", "configmaps/other", rel, ()),

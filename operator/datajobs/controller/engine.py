@@ -19,7 +19,9 @@ from datajobs.controller.faults import crash_point
 from datajobs.controller.kubeio import KubeIO, NotOurPod
 from datajobs.controller.store import Store
 from datajobs.controller.workqueue import WorkQueue
+from datajobs.core.actions import DeleteJob
 from datajobs.core.backoff import Backoff
+from datajobs.core.conditions import CANCEL_STUCK, get_condition
 from datajobs.core.lifecycle import (
     CreatePod,
     Decision,
@@ -329,6 +331,8 @@ class Engine:
             submitted=self._submitted.get(uid),
             start_deadline_seconds=self.config.worker_start_deadline_seconds,
             gone_pod=pod_facts(self.store.gone_pods.get(uid)),
+            active_deadline_seconds=self.config.active_deadline_seconds,
+            ttl_seconds_after_finished=self.config.ttl_seconds_after_finished,
         )
         self._note_cancel(facts)
         decision = decide(facts)
@@ -365,6 +369,26 @@ class Engine:
                 self._emit(body, action)
             elif isinstance(action, Recheck):
                 self.work.add_after(uid, action.after_seconds)
+            elif isinstance(action, DeleteJob):
+                await self._delete_job(kind, body)
+
+    async def _delete_job(self, kind: str, body: dict[str, Any]) -> None:
+        """A finished job's ttlSecondsAfterFinished is over: delete it (only this uid); the garbage
+        collector removes what it owns (its worker pod, its kept logs)."""
+        meta = body["metadata"]
+        log.info(
+            "deleting finished job %s/%s kind=%s (ttlSecondsAfterFinished)",
+            meta["namespace"],
+            meta["name"],
+            kind,
+        )
+        try:
+            await self.io.delete_job(kind, meta["namespace"], meta["name"], meta["uid"])
+        except Gone:
+            pass
+        except ApiError as exc:
+            if exc.status != 409:  # 409: another object took the name since; not ours to delete
+                raise
 
     async def _apply(self, kind: str, body: dict[str, Any], decision: Decision) -> None:
         """Write a status-only decision and post its Events (no pod actions)."""
@@ -581,6 +605,15 @@ class Engine:
                 await self.io.create_event(event)
             except Exception as exc:  # events are best effort: never fail a transition for one
                 log.debug("event %s not posted: %s", event["reason"], exc)
+
+    def stuck_counts(self) -> dict[str, int]:
+        """Jobs per kind whose stopped worker outlived its grace (CancelStuck=True)."""
+        result = {k.kind: 0 for k in KINDS}
+        for kind, body in self.store.jobs.values():
+            cond = get_condition(body.get("status"), CANCEL_STUCK)
+            if cond is not None and cond.get("status") == "True":
+                result[kind] += 1
+        return result
 
     def counts(self) -> dict[str, dict[str, int]]:
         result: dict[str, dict[str, int]] = {k.kind: {} for k in KINDS}

@@ -55,6 +55,19 @@ class KubeIO:
             content_type=MERGE_PATCH,
         )
 
+    async def delete_job(self, kind: str, namespace: str, name: str, uid: str) -> None:
+        """Delete the job only if it is still the one with `uid`; what it owns is garbage-collected."""
+        await self.api.request(
+            "DELETE",
+            self.job_path(kind, namespace, name),
+            body={
+                "apiVersion": "v1",
+                "kind": "DeleteOptions",
+                "propagationPolicy": "Background",
+                "preconditions": {"uid": uid},
+            },
+        )
+
     # -- pods ------------------------------------------------------------------------------------------
 
     def pod_pages(
