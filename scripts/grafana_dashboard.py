@@ -170,6 +170,14 @@ PANELS: list[tuple[str, str, int, list[dict[str, Any]], str]] = [
         ],
         "Requests without a valid API key.",
     ),
+    (
+        "Leader Lease by replica",
+        "short",
+        24,
+        [_q(f"max by (identity) (datajobs_leader{{{NS}}})", "{{identity}}")],
+        "1 on the replica holding the leader Lease (the only one that dispatches, cancels and writes "
+        "status), 0 on a standby; no replica at 1 is the DatajobsNoLeader alert.",
+    ),
 ]
 
 
