@@ -32,6 +32,8 @@ OPERATOR_RULES = [
         "verbs": ["get", "list", "watch", "create", "delete", "patch"],
     },
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
 ]
 OPERATOR_STATE_RULES = [
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},

@@ -173,3 +173,35 @@ def test_a_cancel_held_by_a_finalizer_is_stuck_visibly_escalates_and_ends_only_o
         timeout=10,
         message="the stuck gauge back to 0",
     )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_cancel_keeps_the_workers_log_in_a_configmap_owned_by_the_job_and_deleted_with_it(
+    kind, run_operator, jobs
+):
+    """On kwok there is no container to read, so the kept copy says so (the real node's tests read the
+    worker's own lines); what is checked here is the copy's place, owner, bound and life."""
+    run_operator()
+    job = jobs.create(kind, "noisy", SPECS[kind](ttlSecondsAfterFinished=3))
+    jobs.wait_pod_running("noisy")
+    jobs.cancel(kind, "noisy", graceful=True)
+    jobs.wait_status(kind, "noisy", "CANCELLED", timeout=30)
+    kept = jobs.core.read_namespaced_config_map("noisy-worker-log", jobs.ns)
+    (owner,) = kept.metadata.owner_references
+    assert (owner.kind, owner.name, owner.uid) == (kind, "noisy", job["metadata"]["uid"])
+    assert kept.metadata.annotations["datajobs.io/kept-because"] == "cancel"
+    assert set(kept.data) == {"worker"}
+    assert len(kept.data["worker"].encode()) <= 64 * 1024
+    assert "was not available" in kept.data["worker"]  # kwok: no kubelet to ask
+
+    def configmap_gone() -> bool:
+        try:
+            jobs.core.read_namespaced_config_map("noisy-worker-log", jobs.ns)
+        except client.ApiException as exc:
+            return exc.status == 404
+        return False
+
+    wait_for(configmap_gone, timeout=3 + 5 + 10, message="the kept log deleted with its job")
+    with pytest.raises(client.ApiException) as gone:
+        jobs.get(kind, "noisy")
+    assert gone.value.status == 404

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from test_lifecycle import ENDED, KINDS, SPECS, T1, validate_vendor
 
-from datajobs.core.actions import DeleteJob, DeletePod, Emit, Recheck
+from datajobs.core.actions import DeleteJob, DeletePod, Emit, KeepLogs, Recheck
 from datajobs.core.conditions import CANCEL_STUCK, DEADLINE_EXCEEDED, FINISHED, WORKER_POD, get_condition
 from datajobs.core.lifecycle import IMMEDIATE_GRACE_SECONDS, JobFacts, PodFacts, decide
 from datajobs.core.limits import STUCK_MARGIN_SECONDS
@@ -255,3 +255,51 @@ def test_a_deadline_stop_that_hangs_raises_cancel_stuck_too(kind):
     )
     assert decision.status["status"] == "RUNNING"
     assert get_condition(decision.status, CANCEL_STUCK)["status"] == "True"
+
+
+# --- logs kept before the pod goes -----------------------------------------------------------------------
+
+
+def keeps(decision):
+    return [a for a in decision.actions if isinstance(a, KeepLogs)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("graceful", [True, False])
+def test_a_cancel_keeps_the_log_before_it_deletes_the_pod(kind, graceful):
+    cancel = {"graceful": graceful}
+    decision = decide(facts(kind, status=running(kind), pod=POD, now=at(1), cancel=cancel, generation=2))
+    assert keeps(decision) == [KeepLogs("job-worker", "pod-uid-1", "cancel")]
+    kinds = [type(a) for a in decision.actions if isinstance(a, KeepLogs | DeletePod)]
+    assert kinds == [KeepLogs, DeletePod]  # read first, then delete
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_deadline_keeps_the_log_before_it_deletes_the_pod(kind):
+    decision = decide(facts(kind, status=running(kind), pod=POD, now=at(5), activeDeadlineSeconds=5))
+    kinds = [type(a) for a in decision.actions if isinstance(a, KeepLogs | DeletePod)]
+    assert kinds == [KeepLogs, DeletePod]
+    assert keeps(decision)[0].why == "deadline"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_failed_worker_keeps_its_log_once_and_a_succeeded_or_unstarted_one_none(kind):
+    failed = finished(kind)
+    assert failed.status["status"] == "FAILED"
+    assert keeps(failed) == [KeepLogs("job-worker", "pod-uid-1", "failure")]
+    failed_pod = replace(POD, phase="Failed", exit_code=1)
+    assert keeps(decide(facts(kind, status=failed.status, pod=failed_pod, now=at(9)))) == []
+    done = replace(POD, phase="Succeeded", exit_code=0, termination_message="{}")
+    assert keeps(decide(facts(kind, status=running(kind), pod=done, now=at(2)))) == []
+    pending = replace(POD, phase="Pending", waiting_reason="ImagePullBackOff", waiting_message="no")
+    never = decide(facts(kind, status=running(kind), pod=pending, now=at(400)))
+    assert never.status["status"] == "FAILED" and keeps(never) == []
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_escalation_deletes_without_keeping_the_log_again(kind):
+    status, cancel = cancelling(kind, escalate=1)
+    raised_at = max(3, IMMEDIATE_GRACE_SECONDS) + STUCK_MARGIN_SECONDS
+    raised = decide(stuck_facts(kind, status, cancel, HELD, at(raised_at)))
+    escalated = decide(stuck_facts(kind, raised.status, cancel, HELD, at(raised_at + 1)))
+    assert DeletePod("job-worker", "pod-uid-1", False, 0) in escalated.actions and keeps(escalated) == []

@@ -116,6 +116,13 @@ securityContext:
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+# the tail of a worker's log, kept in a ConfigMap owned by its job before the pod is deleted (or on failure)
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["create"]
 {{- end -}}
 
 {{- define "datajobs.adapterRules" -}}

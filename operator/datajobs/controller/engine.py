@@ -12,16 +12,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from datajobs.controller import metrics
-from datajobs.controller.apisession import ApiError, Conflict, Gone
+from datajobs.controller.apisession import CONNECTION_ERRORS, ApiError, Conflict, Gone
 from datajobs.controller.config import OperatorConfig, namespace_share
 from datajobs.controller.counter import ExecutionIds
 from datajobs.controller.faults import crash_point
 from datajobs.controller.kubeio import KubeIO, NotOurPod
 from datajobs.controller.store import Store
 from datajobs.controller.workqueue import WorkQueue
-from datajobs.core.actions import DeleteJob
+from datajobs.core.actions import DeleteJob, KeepLogs
 from datajobs.core.backoff import Backoff
 from datajobs.core.conditions import CANCEL_STUCK, get_condition
+from datajobs.core.keptlogs import LOG_LIMIT_BYTES, LOG_TAIL_LINES, MAX_CONTAINERS, kept_logs_configmap
 from datajobs.core.lifecycle import (
     CreatePod,
     Decision,
@@ -46,6 +47,7 @@ from datajobs.models.kinds import KINDS, MASKING_EXECUTION
 log = logging.getLogger("datajobs.operator")
 # a stopped pod's job is reconciled again once its grace is over (plus this margin)
 GONE_CHECK_MARGIN_SECONDS = 5.0
+KEEP_LOGS_TIMEOUT_SECONDS = 5.0  # a stop waits at most this long for the worker's log to be read
 # kopf delivers a (re)list as a burst of events without a type; our own list follows once they stop
 RELIST_QUIET_SECONDS = 1.0
 RELIST_MAX_DELAY_SECONDS = 10.0
@@ -371,6 +373,43 @@ class Engine:
                 self.work.add_after(uid, action.after_seconds)
             elif isinstance(action, DeleteJob):
                 await self._delete_job(kind, body)
+            elif isinstance(action, KeepLogs):
+                await self._keep_logs(body, action)
+
+    async def _keep_logs(self, body: dict[str, Any], action: KeepLogs) -> None:
+        """Copy the tail of each container's log into the job's `<job>-worker-log` ConfigMap before the
+        pod may go. Best effort: a log the API server cannot give is noted there, and nothing here ever
+        holds up a stop. The first copy of a job's worker wins (a second create finds it: 409)."""
+        meta = body["metadata"]
+        pod = self.store.worker(meta["uid"]) or {}
+        names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or [] if c.get("name")]
+        logs: dict[str, str] = {}
+        for container in names[:MAX_CONTAINERS] or ["worker"]:
+            try:
+                logs[container] = await asyncio.wait_for(
+                    self.io.pod_log(
+                        meta["namespace"], action.pod_name, container, LOG_TAIL_LINES, LOG_LIMIT_BYTES
+                    ),
+                    KEEP_LOGS_TIMEOUT_SECONDS,
+                )
+            except (ApiError, *CONNECTION_ERRORS) as exc:
+                why = f"HTTP {exc.status}: {exc.message}" if isinstance(exc, ApiError) else type(exc).__name__
+                logs[container] = f"(the log of container {container} was not available: {why})"
+        configmap = kept_logs_configmap(
+            body, action.pod_name, action.pod_uid, action.why, logs, now_rfc3339()
+        )
+        try:
+            await self.io.create_configmap(meta["namespace"], configmap)
+        except Conflict:
+            log.debug("logs of %s/%s kept already", meta["namespace"], action.pod_name)
+        except ApiError as exc:
+            log.warning(
+                "could not keep the log of %s/%s: HTTP %s %s",
+                meta["namespace"],
+                action.pod_name,
+                exc.status,
+                exc.message,
+            )
 
     async def _delete_job(self, kind: str, body: dict[str, Any]) -> None:
         """A finished job's ttlSecondsAfterFinished is over: delete it (only this uid); the garbage

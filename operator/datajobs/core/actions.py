@@ -22,6 +22,15 @@ class DeletePod:
 
 
 @dataclass(frozen=True)
+class KeepLogs:
+    """Copy the tail of the worker's log into the job's kept-logs ConfigMap before the pod may go."""
+
+    pod_name: str
+    pod_uid: str
+    why: str  # cancel | deadline | failure
+
+
+@dataclass(frozen=True)
 class DeleteJob:
     """Delete the finished job (its ttlSecondsAfterFinished is over); what it owns goes with it."""
 
@@ -42,4 +51,4 @@ class Recheck:
     after_seconds: float
 
 
-Action = CreatePod | DeletePod | DeleteJob | Emit | Recheck
+Action = CreatePod | DeletePod | DeleteJob | Emit | KeepLogs | Recheck

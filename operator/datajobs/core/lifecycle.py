@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from datajobs.core.actions import Action, CreatePod, DeletePod, Emit, Recheck
+from datajobs.core.actions import Action, CreatePod, DeletePod, Emit, KeepLogs, Recheck
 from datajobs.core.conditions import (
     CANCEL_REQUEST,
     CANCELLING,
@@ -152,6 +152,7 @@ def decide(facts: JobFacts) -> Decision:
                     now,
                 )
                 if facts.pod is not None:
+                    actions.append(KeepLogs(facts.pod.name, facts.pod.uid, "cancel"))
                     actions.append(_delete(facts.pod, bool(cancel.get("graceful"))))
 
     current = JobStatus(status["status"])
@@ -178,6 +179,7 @@ def decide(facts: JobFacts) -> Decision:
         else:
             graceful = bool((cancel or {}).get("graceful"))
             if not facts.pod.deleting and not any(isinstance(a, DeletePod) for a in actions):
+                actions.append(KeepLogs(facts.pod.name, facts.pod.uid, "cancel"))
                 actions.append(_delete(facts.pod, graceful))
             since = str((cancelling or {}).get("lastTransitionTime") or now)
             escalate = (cancel or {}).get("escalateAfterSeconds")
@@ -198,6 +200,9 @@ def decide(facts: JobFacts) -> Decision:
     elif current is JobStatus.QUEUED and facts.may_dispatch:  # any cancel left here was rejected
         _dispatch(shape, status, generation, now, actions)
 
+    ran = facts.pod is not None and facts.pod.phase != "Pending"  # a pod that never started has no log
+    if ran and facts.pod is not None and status["status"] == "FAILED" and old.get("status") == "RUNNING":
+        actions.append(KeepLogs(facts.pod.name, facts.pod.uid, "failure"))  # before anyone removes it
     if JobStatus(status["status"]) in TERMINAL_STATUSES:
         ttl = limit(facts.spec, "ttlSecondsAfterFinished", facts.ttl_seconds_after_finished)
         expire(ttl, status.get(shape.ended), now, actions)
@@ -226,6 +231,7 @@ def _deadline_stop(
         _finish(shape, status, JobStatus.FAILED, message, generation, now, actions, DEADLINE_EXCEEDED)
         return
     if not pod.deleting:
+        actions.append(KeepLogs(pod.name, pod.uid, "deadline"))
         actions.append(_delete(pod, graceful=True))
     since = str(exceeded.get("lastTransitionTime") or now)
     watch_stuck(pod, since, _delete(pod, True).grace_seconds, None, status, generation, now, actions)
