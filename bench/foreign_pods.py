@@ -163,6 +163,19 @@ class Bench:
             return result
         finally:
             stop_all([child], timeout=15)
+            self.drop_namespace(namespace)  # the next run's operator (cluster-wide) must not find these jobs
+
+    def drop_namespace(self, namespace: str) -> None:
+        self.rest.request("DELETE", f"/api/v1/namespaces/{namespace}")
+
+        def gone() -> bool:
+            try:
+                self.rest.get(f"/api/v1/namespaces/{namespace}")
+            except ApiError as exc:
+                return exc.status == 404
+            return False
+
+        wait(gone, 600, f"namespace {namespace} deleted")
 
     def add_foreign_pods(self, count: int) -> float:
         started = time.monotonic()
