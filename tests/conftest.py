@@ -21,8 +21,10 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from datajobs.localcluster import BinariesError, ClusterError, LocalCluster, ensure_binaries, find_binaries
-from datajobs.localcluster.binaries import cache_dir, missing
+from datajobs.localcluster.binaries import NODE, cache_dir, missing
 from datajobs.localcluster.images import Images, ImagesError, ensure_images, find_images, images_dir
+from datajobs.localcluster.nodeconfig import NODE_NAME, pod_placement
+from datajobs.localcluster.realnode import RealNode, RealNodeError, unavailable_reason
 from helpers import kubectl_exe, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +33,7 @@ REUSE_ENV = "DATAJOBS_TEST_KUBECONFIG"
 
 _binaries_error: str | None = None
 _images_error: str | None = None
+_images: Images | None = None
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,8 @@ def pytest_collection_modifyitems(
     _build_images(config, items)
     if os.environ.get(REUSE_ENV) or not any("cluster" in getattr(i, "fixturenames", ()) for i in items):
         return
-    todo = missing()
+    wants_node = any("real_node" in getattr(i, "fixturenames", ()) for i in items)
+    todo = missing() + (missing(NODE) if wants_node else [])
     if not todo:
         return
     reporter = config.pluginmanager.get_plugin("terminalreporter")
@@ -63,14 +67,17 @@ def pytest_collection_modifyitems(
             yellow=True,
         )
     try:
-        ensure_binaries()
+        ensure_binaries(tuple(todo))
     except BinariesError as exc:
         _binaries_error = str(exc)
 
 
 def _build_images(config: pytest.Config, items: list[pytest.Item]) -> None:
-    global _images_error
-    if not any("images" in getattr(i, "fixturenames", ()) for i in items) or find_images(REPO_ROOT):
+    global _images_error, _images
+    if not any("images" in getattr(i, "fixturenames", ()) for i in items):
+        return
+    _images = find_images(REPO_ROOT)
+    if _images is not None:
         return
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
@@ -80,16 +87,21 @@ def _build_images(config: pytest.Config, items: list[pytest.Item]) -> None:
             yellow=True,
         )
     try:
-        ensure_images(REPO_ROOT)
+        _images = ensure_images(REPO_ROOT)
     except ImagesError as exc:
         _images_error = str(exc)
 
 
 @pytest.fixture(scope="session")
 def images() -> Images:
-    """The pause and app images of this checkout (docker-archive tars + refs), built if missing."""
+    """The pause and app images of this checkout (docker-archive tars + refs), built if missing.
+
+    The ones built (or found) before the first test: sources edited during the session do not start a
+    build inside a test's timeout."""
     if _images_error is not None:
         pytest.fail(f"the images could not be built: {_images_error}", pytrace=False)
+    if _images is not None:
+        return _images
     try:
         return ensure_images(REPO_ROOT)
     except ImagesError as exc:
@@ -120,7 +132,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         binaries = ensure_binaries()
     except BinariesError as exc:
         pytest.fail(f"control plane binaries unavailable: {exc}", pytrace=False)
-    local = LocalCluster(tmp_path_factory.mktemp("cluster"), binaries)
+    # The API server is set up for a real node wherever one can run; the node itself starts only when a
+    # test asks for the `real_node` fixture.
+    local = LocalCluster(tmp_path_factory.mktemp("cluster"), binaries, real_node=unavailable_reason() is None)
     try:
         local.start()
     except ClusterError as exc:
@@ -153,6 +167,13 @@ def namespace(kube_api: client.ApiClient, request: pytest.FixtureRequest) -> Ite
     name = _namespace_name(request.node.name)
     core.create_namespace(
         client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"datajobs.io/test": "true"}))
+    )
+    # With ServiceAccount admission on (a real node's cluster), a pod needs its namespace's `default` SA.
+    wait_for(
+        lambda: core.read_namespaced_service_account("default", name),
+        timeout=30,
+        message=f"ServiceAccount {name}/default",
+        ignore=(ApiException,),
     )
     try:
         yield name
@@ -242,3 +263,32 @@ def crds(cluster: Cluster, kube_api: client.ApiClient) -> list[str]:
             )
         names.append(name)
     return names
+
+
+@dataclass(frozen=True)
+class Node:
+    """What tests get from `real_node`: the running node, the built image, and how a pod lands there."""
+
+    node: RealNode
+    name: str
+    image: str
+    """The image the Dockerfile builds (operator, adapter, reference workers), loaded into the node."""
+    placement: dict
+    """nodeSelector + tolerations: merge into a pod spec to run it on the real node."""
+
+
+@pytest.fixture(scope="session")
+def real_node(cluster: Cluster, images: Images) -> Node:
+    """A kubelet + containerd node in the harness's own namespaces, with the project's image loaded.
+
+    Fails (never skips) where a real node cannot run, with the reason."""
+    reason = unavailable_reason()
+    if reason:
+        pytest.fail(f"the real-node tests need a real node: {reason}", pytrace=False)
+    if cluster.local is None:
+        pytest.fail(f"the real-node tests need the harness's own cluster, not ${REUSE_ENV}", pytrace=False)
+    try:
+        node = cluster.local.add_real_node([images.pause_tar, images.app_tar], images.pause_ref)
+    except (RealNodeError, ClusterError, BinariesError) as exc:
+        pytest.fail(f"the real node did not start: {exc}", pytrace=False)
+    return Node(node, NODE_NAME, images.app_ref, pod_placement())

@@ -15,4 +15,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
 
 
+from faultkit import fault_cluster  # noqa: E402, F401  (fixture: a control plane the fault tests crash)
 from operatorkit import jobs, run_operator  # noqa: E402, F401  (fixtures: `datajobs run` per test, job helpers)

@@ -24,7 +24,7 @@ NS = "datajobs-system"
 JOBS = ["integrityjobs", "maskingexecutions"]
 
 OPERATOR_RULES = [
-    {"apiGroups": ["datajobs.io"], "resources": JOBS, "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["datajobs.io"], "resources": JOBS, "verbs": ["get", "list", "watch", "delete"]},
     {"apiGroups": ["datajobs.io"], "resources": [f"{r}/status" for r in JOBS], "verbs": ["patch"]},
     {"apiGroups": ["datajobs.io"], "resources": [f"{r}/finalizers" for r in JOBS], "verbs": ["update"]},
     {
@@ -40,6 +40,13 @@ OPERATOR_STATE_RULES = [
         "apiGroups": [""],
         "resources": ["configmaps"],
         "resourceNames": ["datajobs-execution-ids"],
+        "verbs": ["get", "update"],
+    },
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+    {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "resourceNames": ["datajobs-operator"],
         "verbs": ["get", "update"],
     },
 ]
@@ -140,7 +147,11 @@ def test_default_render_has_every_object_least_privilege_rbac_and_locked_down_po
 
     operator = find(docs, "Deployment", "dj-datajobs-operator")
     assert operator["spec"]["replicas"] == 1
-    assert operator["spec"]["strategy"] == {"type": "Recreate"}
+    # leader election (a Lease) lets the new pod of a rolling update start as a standby
+    assert operator["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     assert operator["spec"]["template"]["spec"]["serviceAccountName"] == "dj-datajobs-operator"
     assert_locked_down(operator)
     ctr = container(operator)
@@ -301,7 +312,11 @@ def test_values_are_passed_through(helm_offline: Helm) -> None:
         ({"operator": {"maxRunning": 0}}, "/operator/maxRunning"),
         ({"operator": {"maxRunning": "ten"}}, "/operator/maxRunning"),
         ({"operatr": {}}, "additional properties 'operatr' not allowed"),
-        ({"operator": {"replicas": 2}}, "additional properties 'replicas' not allowed"),
+        ({"operator": {"replicas": 0}}, "/operator/replicas"),
+        (
+            {"operator": {"replicas": 2, "leaderElection": {"enabled": False}}},
+            "needs operator.leaderElection",
+        ),
         (
             {
                 "securityContext": {
@@ -355,7 +370,7 @@ def test_helm_install_creates_the_release_and_its_pods(
 
     # the API server stored the pod templates as rendered (nothing defaulted away or rejected)
     operator = apps.read_namespaced_deployment(full, namespace).to_dict()
-    assert operator["spec"]["replicas"] == 1 and operator["spec"]["strategy"]["type"] == "Recreate"
+    assert operator["spec"]["replicas"] == 1 and operator["spec"]["strategy"]["type"] == "RollingUpdate"
     pod = operator["spec"]["template"]["spec"]
     assert pod["service_account_name"] == full
     assert pod["security_context"]["run_as_non_root"] is True

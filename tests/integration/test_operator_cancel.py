@@ -8,6 +8,7 @@ import pytest
 from operatorkit import ENDED, GO_ZERO_TIME, SPECS, PodRecorder, condition
 from test_operator_lifecycle import assert_vendor_valid
 
+from datajobs.core.lifecycle import IMMEDIATE_GRACE_SECONDS
 from helpers import wait_for
 
 KINDS = ["IntegrityJob", "MaskingExecution"]
@@ -78,7 +79,7 @@ def test_cancel_of_a_running_job_stops_the_pod_and_is_cancelled_only_once_it_is_
     assert deleting.metadata.annotations["datajobs.io/cancel-mode"] == (
         "graceful" if graceful else "immediate"
     )
-    assert deleting.metadata.deletion_grace_period_seconds == (3 if graceful else 1)
+    assert deleting.metadata.deletion_grace_period_seconds == (3 if graceful else IMMEDIATE_GRACE_SECONDS)
     mid = jobs.status(kind, "runner")
     if mid["status"] != "CANCELLED":
         assert mid["status"] == "RUNNING"

@@ -280,7 +280,7 @@ def expectations(inst: Install) -> dict[str, list[tuple[bool, str, str, str | No
     cluster_wide = not inst.per_namespace
     return {
         "operator": [
-            *[(True, v, r, jobs, ()) for r in (IJ, MEX) for v in ("get", "list", "watch")],
+            *[(True, v, r, jobs, ()) for r in (IJ, MEX) for v in ("get", "list", "watch", "delete")],
             *[(True, "patch", r, jobs, status) for r in (IJ, MEX)],
             *[(True, "update", r, jobs, ("--subresource=finalizers",)) for r in (IJ, MEX)],
             *[(True, v, "pods", jobs, ()) for v in ("get", "list", "watch", "create", "delete", "patch")],
@@ -288,13 +288,15 @@ def expectations(inst: Install) -> dict[str, list[tuple[bool, str, str, str | No
             (True, "create", "configmaps", rel, ()),
             (True, "get", f"configmaps/{COUNTER}", rel, ()),
             (True, "update", f"configmaps/{COUNTER}", rel, ()),
+            (True, "create", "leases.coordination.k8s.io", rel, ()),
+            *[(True, v, "leases.coordination.k8s.io/datajobs-operator", rel, ()) for v in ("get", "update")],
             (cluster_wide, "list", "pods", None, ()),
             (cluster_wide, "watch", IJ, None, ()),
             (cluster_wide, "list", "pods", "default", ()),
             # never
             *[(False, v, "secrets", ns, ()) for v in ("get", "list", "watch") for ns in (rel, jobs, None)],
             (False, "get", keys, rel, ()),
-            *[(False, v, r, jobs, ()) for r in (IJ, MEX) for v in ("create", "delete", "patch", "update")],
+            *[(False, v, r, jobs, ()) for r in (IJ, MEX) for v in ("create", "patch", "update")],
             (False, "update", IJ, jobs, status),
             (False, "create", "pods", jobs, ("--subresource=exec",)),
             (False, "get", "configmaps/other", rel, ()),
@@ -302,6 +304,9 @@ def expectations(inst: Install) -> dict[str, list[tuple[bool, str, str, str | No
             (False, "delete", f"configmaps/{COUNTER}", rel, ()),
             (False, "get", f"configmaps/{COUNTER}", jobs, ()),
             (False, "create", "configmaps", jobs, ()),
+            (False, "get", "leases.coordination.k8s.io/other", rel, ()),
+            (False, "delete", "leases.coordination.k8s.io/datajobs-operator", rel, ()),
+            (False, "create", "leases.coordination.k8s.io", jobs, ()),
             (False, "list", "nodes", None, ()),
             (False, "list", "namespaces", None, ()),
             (False, "list", "customresourcedefinitions.apiextensions.k8s.io", None, ()),

@@ -19,7 +19,7 @@ from datajobs.adapter.app import build_app
 from datajobs.adapter.cache import KEY_FUNCTIONS, JobIndex
 from datajobs.adapter.cancel import Canceller
 from datajobs.adapter.handlers import AdapterState
-from datajobs.adapter.jobapi import Conflict, NotFound
+from datajobs.adapter.jobapi import Conflict, JobApiError, NotFound
 from datajobs.adapter.keys import KeyRing, hash_key, parse_keys
 from datajobs.adapter.metrics import AdapterMetrics
 from datajobs.adapter.openapi import build_openapi
@@ -437,6 +437,51 @@ def test_not_synced_is_a_503_and_readyz_says_so() -> None:
         assert (await call(s, "GET", "/healthz")) == (200, {"status": "ok"})
 
     run(scenario, cluster)
+
+
+def test_an_api_server_that_is_away_or_throttling_is_a_503_in_the_vendor_shape_never_a_500() -> None:
+    failures: list[Exception] = [
+        aiohttp.ClientConnectorError(
+            aiohttp.client_reqrep.ConnectionKey("127.0.0.1", 1, False, True, None, None, None),
+            ConnectionRefusedError(111, "refused"),
+        ),
+        TimeoutError(),
+        JobApiError(503, "etcdserver: request timed out"),
+        JobApiError(429, "too many requests"),
+    ]
+
+    async def scenario(s: aiohttp.ClientSession, cluster: FakeCluster, _: AdapterMetrics) -> None:
+        for failure in failures:
+
+            async def fail(_: dict[str, Any], failure: Exception = failure) -> None:
+                raise failure
+
+            cluster.before_patch = fail
+            async with s.post(PREQUEL_CANCEL, headers=ADMIN_P) as resp:
+                body = await resp.json()
+                assert resp.status == 503, (failure, body)
+                assert resp.headers["Retry-After"] == "1"
+                assert body == {"status": "error", "message": body["message"], "data": None}
+            cluster.before_patch = fail
+            async with s.post("/executions/1/cancel", headers=ADMIN_D) as resp:
+                assert resp.status == 503 and set(await resp.json()) == {"errorMessage"}
+        cluster.before_patch = None  # the API server is back: the same call succeeds
+        status, body = await call(s, "POST", PREQUEL_CANCEL, headers=ADMIN_P)
+        assert status == 200 and body["message"] == "cancellation requested"
+
+    run(scenario)
+
+
+def test_an_api_server_refusal_that_is_not_an_outage_stays_a_500() -> None:
+    async def scenario(s: aiohttp.ClientSession, cluster: FakeCluster, _: AdapterMetrics) -> None:
+        async def forbidden(_: dict[str, Any]) -> None:
+            raise JobApiError(403, "forbidden")
+
+        cluster.before_patch = forbidden
+        status, body = await call(s, "POST", PREQUEL_CANCEL, headers=ADMIN_P)
+        assert status == 500 and body["status"] == "error"
+
+    run(scenario)
 
 
 def test_openapi_metrics_and_access_log(caplog: pytest.LogCaptureFixture) -> None:

@@ -21,6 +21,7 @@ from datajobs.core.lifecycle import (
     decide,
     worker_name_taken,
 )
+from datajobs.core.limits import STUCK_MARGIN_SECONDS
 from datajobs.core.report import encode_report
 from datajobs.core.shapes import GO_ZERO_TIME
 from datajobs.models import DataIntegrityJobResource, Execution, IntegrityJobStatus, MaskingExecutionStatus
@@ -192,6 +193,45 @@ def test_malformed_termination_message_is_a_clear_failure(kind, message):
     validate_vendor(kind, status)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("output", ["", "allocating\nholding 48 MiB\n"])
+def test_an_oom_killed_worker_is_failed_with_a_reason_that_says_so(kind, output):
+    # FallbackToLogsOnError: a worker killed before it wrote a report leaves its last log lines as message
+    pod = PodFacts(
+        "job-worker", "Failed", exit_code=137, termination_reason="OOMKilled", termination_message=output
+    )
+    status = decide(facts(kind, status=running(kind), pod=pod)).status
+    assert status["status"] == "FAILED"
+    message = get_condition(status, FINISHED)["message"]
+    assert "exit code 137, OOMKilled: the container exceeded its memory limit" in message
+    assert "malformed" not in message and ("holding 48 MiB" in message) == bool(output)
+    if kind == "IntegrityJob":
+        assert status["log_message"] == message
+    validate_vendor(kind, status)
+
+
+def test_the_last_output_of_a_crashed_worker_is_cut_to_its_end():
+    output = "x" * 5000 + "Traceback: the end"
+    pod = PodFacts(
+        "job-worker", "Failed", exit_code=1, termination_reason="Error", termination_message=output
+    )
+    status = decide(facts("MaskingExecution", status=running("MaskingExecution"), pod=pod)).status
+    message = get_condition(status, FINISHED)["message"]
+    assert message.endswith("Traceback: the end") and len(message) < 1200
+
+
+@pytest.mark.parametrize("claimed", ["SUCCEEDED", "WARNING", "FAILED"])
+def test_a_masking_workers_own_message_is_the_finished_conditions(claimed):
+    msg = json.dumps(
+        {"status": claimed, "rowsMasked": 9, "rowsTotal": 10, "message": "1 value did not conform"}
+    )
+    phase, code = ("Failed", 1) if claimed == "FAILED" else ("Succeeded", 0)
+    pod = PodFacts("job-worker", phase, exit_code=code, termination_message=msg)
+    status = decide(facts("MaskingExecution", status=running("MaskingExecution"), pod=pod)).status
+    assert status["status"] == claimed
+    assert "1 value did not conform" in get_condition(status, FINISHED)["message"]
+
+
 def test_progress_is_mirrored_while_running():
     pod = PodFacts("job-worker", "Running", progress='{"rowsMasked": 10, "rowsTotal": -1, "bogus": 3}')
     status = decide(facts("MaskingExecution", status=running("MaskingExecution"), pod=pod)).status
@@ -267,15 +307,84 @@ def test_cancel_of_running_job_deletes_pod_and_waits_for_it(kind, graceful):
     deletes = [a for a in first.actions if isinstance(a, DeletePod)]
     grace = 45 if graceful else IMMEDIATE_GRACE_SECONDS
     assert deletes == [DeletePod("job-worker", "pod-uid-1", graceful, grace)]  # only that pod, by its uid
-    # the pod terminates: still not CANCELLED, no second delete
-    terminating = PodFacts("job-worker", "Running", deleting=True)
+    # the pod terminates: still not CANCELLED, no second delete; a look again once it would be stuck
+    terminating = PodFacts("job-worker", "Running", deleting=True, grace_seconds=45)
     second = decide(facts(kind, status=first.status, pod=terminating, cancel=cancel, generation=2))
-    assert second.status is None and second.actions == []
+    assert second.status is None and second.actions == [Recheck(grace + STUCK_MARGIN_SECONDS + 0.5)]
     # the pod is gone: now CANCELLED
     third = decide(facts(kind, status=first.status, pod=None, cancel=cancel, generation=2, now=T2))
     assert third.status["status"] == "CANCELLED" and third.status[ENDED[kind]] == T2
     assert get_condition(third.status, CANCELLING)["status"] == "False"
     validate_vendor(kind, third.status)
+
+
+LEFT = [
+    {"object": 'trigger "t" on "public"."c"', "restoreSql": 'ALTER TABLE "public"."c" ENABLE TRIGGER "t"'},
+    {
+        "object": 'foreign key "fk" on "public"."o"',
+        "restoreSql": 'ALTER TABLE "public"."o" ADD CONSTRAINT "fk"',
+    },
+]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("seen_terminated", [True, False])
+@pytest.mark.parametrize("where", ["termination message", "result annotation"])
+def test_a_cancelled_workers_final_report_reaches_the_status_once_its_pod_is_gone(
+    kind, seen_terminated, where
+):
+    """What it left disabled (and how to restore it) is in the Finished condition, whether or not the
+    operator saw the terminated pod before it went: the pod's last state comes with its deletion."""
+    cancel = {"graceful": False}
+    report = {
+        "cancelled": True,
+        "stopMode": "immediate",
+        "rowsMasked": 1000,
+        "rowsTotal": 5000,
+        "message": "stopped: cancelled (immediate); 2 object(s) left disabled: see leftDisabled",
+        "leftDisabled": LEFT,
+        "data_integrity_results": [],
+        "log_message": "stopped while checking orders (1/1)",
+    }
+    if kind == "IntegrityJob":
+        report = {k: report[k] for k in ("cancelled", "data_integrity_results", "log_message")}
+    terminated = PodFacts(
+        "job-worker", "Failed", deleting=True, exit_code=143, termination_message=json.dumps(report)
+    )
+    if where == "result annotation":
+        terminated = replace(terminated, termination_message='{"cut": true', result=encode_report(report))
+    status = decide(
+        facts(kind, status=running(kind), pod=PodFacts("job-worker", "Running"), cancel=cancel)
+    ).status
+    if seen_terminated:
+        status = decide(facts(kind, status=status, pod=terminated, cancel=cancel)).status or status
+        assert status["status"] == "RUNNING"
+    final = decide(replace(facts(kind, status=status, pod=None, cancel=cancel, now=T2), gone_pod=terminated))
+    assert final.status["status"] == "CANCELLED"
+    message = get_condition(final.status, FINISHED)["message"]
+    assert message.startswith("cancelled; the worker pod is gone; the worker reported: ")
+    if kind == "MaskingExecution":
+        assert final.status["rowsMasked"] == 1000 and final.status["rowsTotal"] == 5000
+        assert "2 object(s) left disabled" in message
+        for entry in LEFT:
+            assert f"{entry['object']} (restore: {entry['restoreSql']})" in message
+    else:
+        assert "stopped while checking orders (1/1)" in message and final.status["log_message"] == message
+    validate_vendor(kind, final.status)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_cancelled_worker_that_left_no_report_is_cancelled_plainly(kind):
+    cancel = {"graceful": True}
+    status = decide(
+        facts(kind, status=running(kind), pod=PodFacts("job-worker", "Running"), cancel=cancel)
+    ).status
+    killed = PodFacts(
+        "job-worker", "Failed", deleting=True, exit_code=137, termination_message="some log line"
+    )
+    final = decide(replace(facts(kind, status=status, pod=None, cancel=cancel), gone_pod=killed)).status
+    assert final["status"] == "CANCELLED"
+    assert get_condition(final, FINISHED)["message"] == "cancelled; the worker pod is gone"
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -287,7 +396,7 @@ def test_accepted_cancel_after_restart_deletes_a_pod_not_yet_deleting(kind):
     again = decide(facts(kind, status=first.status, pod=pod, cancel=cancel, generation=2))
     assert again.status is None
     assert [a for a in again.actions if isinstance(a, DeletePod)] == [
-        DeletePod("job-worker", "pod-uid-1", False, 1)
+        DeletePod("job-worker", "pod-uid-1", False, IMMEDIATE_GRACE_SECONDS)
     ]
 
 
@@ -421,12 +530,14 @@ def test_a_stuck_worker_shows_why_on_its_condition_then_fails_at_the_deadline(ki
     assert (worker["status"], worker["reason"]) == ("False", "StartDeadlineExceeded")
     assert "did not start within 300 s" in worker["message"] and message in worker["message"]
     assert [a for a in late.actions if isinstance(a, DeletePod)] == [
-        DeletePod("job-worker", "pod-1", False, 1)
+        DeletePod("job-worker", "pod-1", False, IMMEDIATE_GRACE_SECONDS)
     ]
     validate_vendor(kind, late.status)
     # the delete was lost (a crash): the failed job still removes its pod, once it sees it
     again = decide(facts(kind, status=late.status, pod=pending(reason, message), now=T_LATE))
-    assert again.status is None and again.actions == [DeletePod("job-worker", "pod-1", False, 1)]
+    assert again.status is None and again.actions == [
+        DeletePod("job-worker", "pod-1", False, IMMEDIATE_GRACE_SECONDS)
+    ]
     deleting = replace(pending(reason, message), deleting=True)
     assert decide(facts(kind, status=late.status, pod=deleting, now=T_LATE)).actions == []
 

@@ -96,3 +96,25 @@ def test_stored_objects_share_their_keys_and_short_strings_and_stay_equal():
     assert a["metadata"]["namespace"] is b["metadata"]["namespace"]
     assert a["status"]["status"] is b["status"]["status"]
     assert a["status"]["conditions"][0]["message"] is not b["status"]["conditions"][0]["message"]
+
+
+def test_a_deleted_workers_last_state_is_kept_for_its_job_until_a_new_pod_or_the_job_goes():
+    """The DELETED event carries the final state: a termination message the kubelet wrote just before
+    the delete must reach the job even when that status change and the delete are handled together."""
+    store = Store()
+    store.put_job("IntegrityJob", named_job("a"))
+    store.put_pod(pod("p1", "a", 3))
+    final = pod("p1", "a", 5) | {
+        "status": {"phase": "Failed", "containerStatuses": [{"name": "worker", "state": {"terminated": {}}}]}
+    }
+    store.drop_pod(final)
+    assert store.worker("a") is None and store.gone_pods["a"]["status"]["phase"] == "Failed"
+    store.put_pod(pod("p2", "a", 9))  # a new pod for the job: the old one's report is history
+    assert "a" not in store.gone_pods
+    store.drop_pod(pod("p2", "a", 8))  # a DELETED built from an older copy (a re-check) keeps the newer
+    assert store.gone_pods["a"]["metadata"]["resourceVersion"] == "9"
+    store.put_pod(pod("p3", "a", 11, owned=False))  # not the job's worker: nothing kept when it goes
+    store.drop_pod(pod("p3", "a", 12, owned=False))
+    assert store.gone_pods["a"]["metadata"]["uid"] == "p2"
+    store.drop_job(job("a", 13))
+    assert "a" not in store.gone_pods

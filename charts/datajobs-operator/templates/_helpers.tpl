@@ -98,9 +98,10 @@ securityContext:
 {{- end -}}
 
 {{- define "datajobs.operatorRules" -}}
+# delete: a finished job whose ttlSecondsAfterFinished is over
 - apiGroups: ["datajobs.io"]
   resources: ["integrityjobs", "maskingexecutions"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "delete"]
 - apiGroups: ["datajobs.io"]
   resources: ["integrityjobs/status", "maskingexecutions/status"]
   verbs: ["patch"]

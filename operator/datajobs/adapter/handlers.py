@@ -157,9 +157,13 @@ class Handlers:
             raise bad_request(
                 f"the Kubernetes API server rejected the cancel request: {exc.message}"
             ) from None
-        except (JobApiError, aiohttp.ClientError, TimeoutError) as exc:
+        except (JobApiError, aiohttp.ClientError, TimeoutError, OSError) as exc:
             counter.labels(kind.kind, "api_error").inc()
             logger.error("cancel of %s failed: %s: %s", label, type(exc).__name__, exc)
+            if unavailable(exc):  # the API server (or its etcd) is down or throttling: it is not our fault
+                raise ApiProblem(
+                    503, "the Kubernetes API server is unavailable; please retry", {"Retry-After": "1"}
+                ) from None
             raise ApiProblem(500, "the Kubernetes API server failed the request; please retry") from None
         counter.labels(kind.kind, "patched" if outcome.patched else "in_progress").inc()
         metadata = outcome.obj.get("metadata") or {}
@@ -176,6 +180,13 @@ class Handlers:
             outcome.conflicts,
         )
         return outcome
+
+
+def unavailable(exc: Exception) -> bool:
+    """A failure that says the API server is away or overloaded, not that the request was wrong."""
+    if isinstance(exc, JobApiError):
+        return exc.status == 429 or exc.status >= 500
+    return True  # no answer at all: refused, reset, timed out
 
 
 def _prequel_missing(destination_id: str, job_id: str) -> str:

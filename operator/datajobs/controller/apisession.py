@@ -1,17 +1,25 @@
-"""The operator's HTTP session to the API server, built from the same kopf login its watches use."""
+"""The operator's HTTP session to the API server (kopf's login), with client-go's retry and rate limits."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
 import kopf
 
+from datajobs.controller import metrics
+from datajobs.core.backoff import Backoff, TokenBucket, retry_after_seconds, retry_delay, should_retry
+
 log = logging.getLogger(__name__)
 REQUEST_TIMEOUT_SECONDS = 30
+LIST_PAGE_SIZE = 500
+REQUEST_BACKOFF = Backoff(base=0.2, cap=10.0)  # 8 retries span about 30 s
+CONNECTION_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
 
 
 class ApiError(Exception):
@@ -33,8 +41,8 @@ class ApiError(Exception):
 
     @staticmethod
     def of(status: int, reason: str, body: bytes = b"") -> ApiError:
-        """The most specific error for a status: Conflict for 409, Gone for 404."""
-        return {409: Conflict, 404: Gone}.get(status, ApiError)(status, reason, body)
+        """The most specific error for a status: Conflict for 409, Gone for 404, Expired for 410."""
+        return {409: Conflict, 404: Gone, 410: Expired}.get(status, ApiError)(status, reason, body)
 
 
 class Conflict(ApiError):
@@ -45,14 +53,43 @@ class Gone(ApiError):
     """The object no longer exists (HTTP 404)."""
 
 
-class ApiSession:
-    """JSON requests over one pooled aiohttp session; on 401 it logs in again once (rotated tokens)."""
+class Expired(ApiError):
+    """A list's continue token (or a resourceVersion) is too old (HTTP 410)."""
 
-    def __init__(self, login: Callable[[], kopf.ConnectionInfo | None], max_connections: int = 16) -> None:
+
+class ApiSession:
+    """JSON requests over one pooled aiohttp session, like client-go's REST client: a client-side rate limit
+    (qps/burst); retries with exponential backoff and jitter on 429, 5xx and connection errors, waiting at
+    least the server's Retry-After (a 429 pauses every request of this session, not just the one refused);
+    on a 401 a fresh login whose new session serves every later request while the old one is closed only
+    once the requests still using it are over.
+
+    Retrying a write is safe here: every write the operator makes is idempotent or guarded (deterministic pod
+    names, resourceVersion preconditions on status and counter writes), so a write that landed before its
+    answer was lost fails its retry with 409/404, which callers already handle.
+    """
+
+    def __init__(
+        self,
+        login: Callable[[], kopf.ConnectionInfo | None],
+        max_connections: int = 16,
+        *,
+        qps: float = 50.0,
+        burst: int = 100,
+        max_retries: int = 8,
+        backoff: Backoff = REQUEST_BACKOFF,
+    ) -> None:
         self._login = login
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._retiring: dict[asyncio.Task[None], aiohttp.ClientSession] = {}
+        self._bucket = TokenBucket(qps, burst)
+        self._max_retries = max_retries
+        self._backoff = backoff
+        self._not_before = 0.0  # monotonic: no request leaves before (a 429's Retry-After)
         self.server = ""
+        self.reachable = True  # False from a connection error or 5xx until the next answer below 500
+        self.on_reconnect: Callable[[], None] | None = None
 
     def _connect(self) -> aiohttp.ClientSession:
         info = self._login()
@@ -82,29 +119,132 @@ class ApiSession:
         body: Any = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
-        """Send one request; the decoded JSON answer, or ApiError with the server's status."""
+        """Send one request (retried as above); the decoded JSON answer, or ApiError with the status."""
         data = None if body is None else json.dumps(body).encode()
-        status, reason, payload = await self._send(method, path, params, data, content_type)
-        if status == 401:
-            log.info("the API server refused our credentials (401): logging in again")
-            await self.close()
-            status, reason, payload = await self._send(method, path, params, data, content_type)
-        if status >= 400:
-            raise ApiError.of(status, reason, payload)
-        return json.loads(payload) if payload else {}
+        logged_in_again = False
+        attempt = 0
+        while True:
+            await self._wait_turn()
+            session = self._session_now()
+            try:
+                status, reason, headers, payload = await self._send(
+                    session, method, path, params, data, content_type
+                )
+            except CONNECTION_ERRORS as exc:
+                metrics.API_REQUESTS.labels(method=method, code="error").inc()
+                self._unreachable()
+                if attempt >= self._max_retries:
+                    raise
+                delay = self._backoff.delay(attempt)
+                metrics.API_RETRIES.labels(reason="connection").inc()
+                log.debug("%s %s: %s; retrying in %.2fs", method, path, type(exc).__name__, delay)
+                attempt += 1
+                await asyncio.sleep(delay)
+                continue
+            metrics.API_REQUESTS.labels(method=method, code=str(status)).inc()
+            if status >= 500:
+                self._unreachable()  # up, but its storage (etcd) is not
+            else:
+                self._reached()
+            if status == 401 and not logged_in_again:
+                log.info("the API server refused our credentials (401): logging in again")
+                self._retire(session)
+                logged_in_again = True
+                continue
+            if should_retry(status) and attempt < self._max_retries:
+                delay = retry_delay(status, attempt, retry_after_seconds(headers, time.time()), self._backoff)
+                if status == 429:
+                    self._not_before = max(self._not_before, time.monotonic() + delay)
+                    metrics.API_THROTTLED_SECONDS.inc(delay)
+                metrics.API_RETRIES.labels(reason=str(status)).inc()
+                log.debug("%s %s: HTTP %d; retrying in %.2fs", method, path, status, delay)
+                attempt += 1
+                await asyncio.sleep(delay)
+                continue
+            if status >= 400:
+                raise ApiError.of(status, reason, payload)
+            return json.loads(payload) if payload else {}
 
-    async def _send(
-        self, method: str, path: str, params: dict[str, Any] | None, data: bytes | None, content_type: str
-    ) -> tuple[int, str, bytes]:
+    async def pages(
+        self, path: str, params: dict[str, Any] | None = None
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+        """A collection page by page (limit/continue, LIST_PAGE_SIZE items), each with the list's
+        resourceVersion (one snapshot for all pages). If the continue token expires (410) the list starts
+        over, as client-go's pager does: a consumer may see an object twice, never miss one."""
+        query = {**(params or {}), "limit": str(LIST_PAGE_SIZE)}
+        token = ""
+        while True:
+            try:
+                page = await self.request(
+                    "GET", path, params={**query, "continue": token} if token else query
+                )
+            except Expired:
+                if not token:
+                    raise
+                log.info("list %s: continue token expired; listing again from the start", path)
+                token = ""
+                continue
+            meta = page.get("metadata") or {}
+            yield page.get("items") or [], str(meta.get("resourceVersion") or "")
+            token = meta.get("continue") or ""
+            if not token:
+                return
+
+    async def _wait_turn(self) -> None:
+        delay = self._bucket.reserve(time.monotonic())
+        pause = self._not_before - time.monotonic()
+        if max(delay, pause) > 0:
+            await asyncio.sleep(max(delay, pause))
+
+    def _session_now(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = self._connect()
+        return self._session
+
+    def _retire(self, session: aiohttp.ClientSession) -> None:
+        """Stop handing out `session` (the next request logs in again); close it once what still uses it is
+        over: requests cannot outlive their timeout, so closing after it never cuts one off."""
+        if self._session is not session:
+            return  # another request already logged in again
+        self._session = None
+
+        async def close_later() -> None:
+            await asyncio.sleep(REQUEST_TIMEOUT_SECONDS + 1)
+            await session.close()
+
+        task = asyncio.create_task(close_later())
+        self._retiring[task] = session
+        task.add_done_callback(lambda t: self._retiring.pop(t, None))
+
+    def _unreachable(self) -> None:
+        self.reachable = False
+
+    def _reached(self) -> None:
+        if not self.reachable:
+            self.reachable = True
+            log.info("the API server answers again")
+            if self.on_reconnect is not None:
+                self.on_reconnect()
+
+    async def _send(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None,
+        data: bytes | None,
+        content_type: str,
+    ) -> tuple[int, str, dict[str, str], bytes]:
         headers = {"Content-Type": content_type} if data is not None else None
-        async with self._session.request(
+        async with session.request(
             method, self.server + path, params=params, data=data, headers=headers
         ) as response:
-            return response.status, response.reason or "", await response.read()
+            return response.status, response.reason or "", dict(response.headers), await response.read()
 
     async def close(self) -> None:
+        for task, retired in list(self._retiring.items()):
+            task.cancel()
+            await retired.close()
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()

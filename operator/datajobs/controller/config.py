@@ -14,15 +14,27 @@ class OperatorConfig:
     max_running: int = 10  # running jobs per kind
     max_running_per_namespace: int | None = None  # cap per kind and namespace; None: half of max_running
     worker_start_deadline_seconds: float = 300.0  # default for jobs without spec.startDeadlineSeconds
+    active_deadline_seconds: float | None = None  # default spec.activeDeadlineSeconds (None: no deadline)
+    ttl_seconds_after_finished: float | None = None  # default spec.ttlSecondsAfterFinished (None: kept)
     worker_image: str = "datajobs-operator:0.1.0"
     worker_service_account: str | None = None
     worker_resources: dict[str, dict[str, str]] | None = None  # None: DEFAULT_WORKER_RESOURCES
+    worker_image_pull_policy: str = "IfNotPresent"
+    worker_node_selector: tuple[tuple[str, str], ...] = ()
+    worker_tolerations: tuple[tuple[str, str, str], ...] = ()
     state_namespace: str = "datajobs-system"  # where the executionId counter ConfigMap lives
     reconcile_workers: int = 8
     resync_seconds: float = 300.0
     metrics_port: int | None = 9090
     liveness_port: int | None = 8081
     bind_address: str = "0.0.0.0"
+    leader_elect: bool = True  # one acting replica per state namespace (a Lease there)
+    leader_identity: str = ""  # default: $POD_NAME, else the host name
+    lease_seconds: int = 15
+    renew_deadline_seconds: float = 10.0
+    retry_period_seconds: float = 2.0
+    kube_api_qps: float = 50.0  # client-side rate limit of the operator's API requests
+    kube_api_burst: int = 100
     extra: dict[str, str] = field(default_factory=dict)
 
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -18,6 +19,9 @@ from datajobs.controller.faults import crash_point
 from datajobs.controller.kubeio import KubeIO, NotOurPod
 from datajobs.controller.store import Store
 from datajobs.controller.workqueue import WorkQueue
+from datajobs.core.actions import DeleteJob
+from datajobs.core.backoff import Backoff
+from datajobs.core.conditions import CANCEL_STUCK, get_condition
 from datajobs.core.lifecycle import (
     CreatePod,
     Decision,
@@ -40,10 +44,12 @@ from datajobs.core.workerpod import MANAGED_BY, WORKER_POD_SELECTOR, WorkerDefau
 from datajobs.models.kinds import KINDS, MASKING_EXECUTION
 
 log = logging.getLogger("datajobs.operator")
+# a stopped pod's job is reconciled again once its grace is over (plus this margin)
 GONE_CHECK_MARGIN_SECONDS = 5.0
-# kopf's own listing reports every existing pod within seconds of its start; a pod from our start-up listing
-# it has not reported by then was deleted before its watch began, and no DELETED event will ever come.
-LISTED_POD_CONFIRM_SECONDS = 30.0
+# kopf delivers a (re)list as a burst of events without a type; our own list follows once they stop
+RELIST_QUIET_SECONDS = 1.0
+RELIST_MAX_DELAY_SECONDS = 10.0
+RELIST_RETRY = Backoff(base=1.0, cap=30.0)
 
 
 RFC3339_MICRO = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -69,7 +75,11 @@ class Engine:
         }
         self.ids = ExecutionIds(io, config.state_namespace)
         self.defaults = WorkerDefaults(
-            image=config.worker_image, service_account=config.worker_service_account
+            image=config.worker_image,
+            image_pull_policy=config.worker_image_pull_policy,
+            service_account=config.worker_service_account,
+            node_selector=config.worker_node_selector,
+            tolerations=config.worker_tolerations,
         )
         if config.worker_resources is not None:
             self.defaults = replace(self.defaults, resources=config.worker_resources)
@@ -85,52 +95,111 @@ class Engine:
         self._stop_requested: dict[str, float] = {}
         # job uid -> (refused creates of its worker so far, when the next may be tried: monotonic)
         self._create_backoff: dict[str, tuple[int, float]] = {}
-        self._unconfirmed_pods: dict[
-            str, dict[str, Any]
-        ] = {}  # pod uid -> pod listed at start, not yet watched
         self.synced = False
+        self.leading = False
+        # only the leader acts: checked before every write, so a replica that lost its Lease stops at once
+        self.may_act: Callable[[], bool] = lambda: True
+        self._relist_wanted = asyncio.Event()
+        self._relist_lock = asyncio.Lock()
         self._instance = socket.gethostname()
 
     # -- lifecycle of the engine -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """List every job and worker pod once (so decisions never see half a cluster), then start workers."""
-        namespaces = self.config.namespaces or (None,)
-        for namespace in namespaces:
-            pods = await self.io.list_pods(namespace, WORKER_POD_SELECTOR)
-            for pod in pods.get("items", []):
-                self.store.put_pod(pod)
-                self._unconfirmed_pods[pod["metadata"]["uid"]] = pod
-            listed: list[tuple[str, dict[str, Any]]] = []
-            for kind in KINDS:
-                listing = await self.io.list_jobs(kind.kind, namespace)
-                for item in listing.get("items", []):
-                    item.setdefault("apiVersion", kind.api_version)
-                    item.setdefault("kind", kind.kind)
-                    listed.append((kind.kind, item))
-            # jobs submitted while we were away get their submit times in creation order, not list order
-            listed.sort(
-                key=lambda entry: (
-                    entry[1]["metadata"].get("creationTimestamp") or "",
-                    entry[1]["metadata"]["name"],
-                )
-            )
-            for kind_name, item in listed:
-                self._observe_job(kind_name, item, schedule=False)
-        for uid in list(self.store.jobs):
-            self.work.add(uid)
-        for kind in KINDS:
-            self._schedule(kind.kind)
-        self._tasks = [
+        """List every job and worker pod (so decisions never see half a cluster) and keep the view converged:
+        every later (re)list replaces it. A standby stops here; `lead()` starts acting."""
+        await self.relist()
+        self._tasks.append(asyncio.create_task(self._relister(), name="relist"))
+        self.synced = True
+        log.info("engine started: %d jobs, %d worker pods", len(self.store.jobs), len(self.store.pods))
+
+    async def lead(self) -> None:
+        """Start acting (dispatch, cancel, status writes) on a view listed after leadership was won."""
+        await self.relist()
+        self._tasks += [
             asyncio.create_task(self._worker(), name=f"reconcile-{i}")
             for i in range(self.config.reconcile_workers)
         ]
-        self._tasks.append(asyncio.create_task(self._resync(), name="resync"))
-        self._tasks.append(
-            asyncio.create_task(self._confirm_listed_pods(LISTED_POD_CONFIRM_SECONDS), name="confirm-pods")
-        )
-        self.synced = True
-        log.info("engine started: %d jobs, %d worker pods", len(self.store.jobs), len(self.store.pods))
+        self.leading = True
+        log.info("engine acting: %d jobs, %d worker pods", len(self.store.jobs), len(self.store.pods))
+
+    async def relist(self) -> None:
+        """List jobs and worker pods (paginated) and make the store exactly that: what the list returns is
+        stored, what we hold and it no longer returns (deleted while no watch was open) is dropped."""
+        async with self._relist_lock:
+            for namespace in self.config.namespaces or (None,):
+                await self._relist_namespace(namespace)
+            for uid in list(self.store.jobs):
+                self.work.add(uid)
+            for kind in KINDS:
+                self._schedule(kind.kind)
+            metrics.RELISTS.inc()
+
+    async def _relist_namespace(self, namespace: str | None) -> None:
+        # page by page: a relist of 20,000 jobs never holds them all decoded at once
+        pod_uids: set[str] = set()
+        pods_rv = ""
+        async for pods, page_rv in self.io.pod_pages(namespace, WORKER_POD_SELECTOR):
+            pods_rv = page_rv
+            for pod in pods:
+                self._pod_event(None, pod)
+                pod_uids.add(pod["metadata"]["uid"])
+        unseen: list[tuple[str, dict[str, Any]]] = []  # jobs never given a status: their order is FIFO's
+        versions: dict[str, tuple[set[str], str]] = {}
+        for kind in KINDS:
+            uids: set[str] = set()
+            rv = ""
+            async for items, page_rv in self.io.job_pages(kind.kind, namespace):
+                rv = page_rv
+                for item in items:
+                    item.setdefault("apiVersion", kind.api_version)
+                    item.setdefault("kind", kind.kind)
+                    uids.add(item["metadata"]["uid"])
+                    if (item.get("status") or {}).get(SHAPES[kind.kind].submitted):
+                        self._observe_job(kind.kind, item, schedule=False)
+                    else:
+                        unseen.append((kind.kind, item))
+            versions[kind.kind] = (uids, rv)
+        # jobs submitted while we were away get their submit times in creation order, not list order
+        unseen.sort(key=lambda e: (e[1]["metadata"].get("creationTimestamp") or "", e[1]["metadata"]["name"]))
+        for kind_name, item in unseen:
+            self._observe_job(kind_name, item, schedule=False)
+        for pod in self.store.vanished_pods(namespace, pod_uids, _int(pods_rv)):
+            log.info("worker pod %s/%s was deleted while unwatched", *_ns_name(pod))
+            self._pod_event("DELETED", pod)
+        for kind_name, (uids, rv) in versions.items():
+            for body in self.store.vanished_jobs(kind_name, namespace, uids, _int(rv)):
+                log.info("%s %s/%s was deleted while unwatched", kind_name, *_ns_name(body))
+                self._job_event(kind_name, "DELETED", body)
+
+    def want_relist(self) -> None:
+        """Ask for a relist soon (the API server came back, or kopf's watch listed again)."""
+        self._relist_wanted.set()
+
+    async def _relister(self) -> None:
+        """Relist when asked (debounced: after kopf's own list is delivered) and every resync period."""
+        failures = 0
+        while True:
+            try:
+                await asyncio.wait_for(self._relist_wanted.wait(), timeout=self.config.resync_seconds)
+            except TimeoutError:
+                pass
+            waited = 0.0
+            while waited < RELIST_MAX_DELAY_SECONDS:
+                self._relist_wanted.clear()
+                await asyncio.sleep(RELIST_QUIET_SECONDS)
+                waited += RELIST_QUIET_SECONDS
+                if not self._relist_wanted.is_set():
+                    break
+            try:
+                await self.relist()
+                failures = 0
+            except Exception as exc:  # the API server busy or away: try again
+                delay = RELIST_RETRY.delay(failures)
+                failures += 1
+                log.warning("relisting jobs and pods failed, retrying in %.1fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+                self._relist_wanted.set()
 
     async def stop(self) -> None:
         for task in self._tasks + list(self._side_tasks):
@@ -140,6 +209,17 @@ class Engine:
     # -- events in -----------------------------------------------------------------------------------------
 
     def job_event(self, kind: str, event_type: str | None, body: dict[str, Any]) -> None:
+        """A watch event from kopf; one without a type after our start means kopf listed again."""
+        if event_type is None and self.synced:
+            self.want_relist()
+        self._job_event(kind, event_type, body)
+
+    def pod_event(self, event_type: str | None, body: dict[str, Any]) -> None:
+        if event_type is None and self.synced:
+            self.want_relist()
+        self._pod_event(event_type, body)
+
+    def _job_event(self, kind: str, event_type: str | None, body: dict[str, Any]) -> None:
         uid = body["metadata"]["uid"]
         if event_type == "DELETED":
             self.store.drop_job(body)
@@ -153,8 +233,7 @@ class Engine:
         self._observe_job(kind, body)
         self.work.add(uid)
 
-    def pod_event(self, event_type: str | None, body: dict[str, Any]) -> None:
-        self._unconfirmed_pods.pop(body["metadata"]["uid"], None)
+    def _pod_event(self, event_type: str | None, body: dict[str, Any]) -> None:
         if event_type == "DELETED":
             self._stop_requested.pop(body["metadata"]["uid"], None)
         job_uid = self.store.drop_pod(body) if event_type == "DELETED" else self.store.put_pod(body)
@@ -202,59 +281,38 @@ class Engine:
             uid = cast(str, await self.work.get())  # the queue holds job uids
             try:
                 await self.reconcile(uid)
+                self.work.forget(uid)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 kind = self.store.jobs.get(uid, ("unknown",))[0]
                 metrics.RECONCILE_ERRORS.labels(kind=kind).inc()
-                log.warning("reconcile of job uid=%s failed, retrying in 5s: %s", uid, exc, exc_info=exc)
-                self.work.add_after(uid, 5.0)
+                delay = self.work.add_rate_limited(uid)
+                log.warning(
+                    "reconcile of job uid=%s failed, retrying in %.1fs: %s", uid, delay, exc, exc_info=exc
+                )
             finally:
                 self.work.done(uid)
 
-    async def _confirm_listed_pods(self, after_seconds: float) -> None:
-        """Ask the API server about each pod we listed at start that kopf's watch never reported."""
-        while True:
-            await asyncio.sleep(after_seconds)
-            try:
-                await self._check_unconfirmed_pods()
-                return
-            except Exception as exc:  # the API server busy or away: ask again later
-                log.warning("checking the pods listed at start failed, retrying: %s", exc)
-
-    async def _check_unconfirmed_pods(self) -> None:
-        for pod in list(self._unconfirmed_pods.values()):
-            if pod["metadata"]["uid"] not in self._unconfirmed_pods:
-                continue  # an event came while we were asking about another pod
-            await self._recheck_pod(pod)
-
     async def _recheck_pod(self, pod: dict[str, Any]) -> bool:
-        """Ask the API server about a pod whose watch event may never come; True when it is gone (and
-        dropped, its job reconciled), False when it still exists (our view refreshed)."""
+        """Ask the API server about one pod (e.g. another took our worker's name); True when ours is gone
+        (and dropped, its job reconciled), False when it still exists (our view refreshed)."""
         meta = pod["metadata"]
         try:
             fresh = await self.io.get_pod(meta["namespace"], meta["name"])
         except Gone:
-            log.info("worker pod %s/%s is gone without a watch event", meta["namespace"], meta["name"])
-            self.pod_event("DELETED", pod)
+            self._pod_event("DELETED", pod)
             return True
         if fresh["metadata"]["uid"] != meta["uid"]:  # deleted, and a pod of the same name made since
-            self.pod_event("DELETED", pod)
-            self.pod_event(None, fresh)
+            self._pod_event("DELETED", pod)
+            self._pod_event("MODIFIED", fresh)
             return True
-        self.pod_event(None, fresh)
+        self._pod_event("MODIFIED", fresh)
         return False
-
-    async def _resync(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.resync_seconds)
-            for uid, (_, body) in list(self.store.jobs.items()):
-                if queue_slot(body) is not Slot.NONE:
-                    self.work.add(uid)
 
     async def reconcile(self, uid: str) -> None:
         entry = self.store.jobs.get(uid)
-        if entry is None:
+        if entry is None or not self.may_act():
             return
         kind, body = entry
         meta, status = body["metadata"], body.get("status")
@@ -272,15 +330,18 @@ class Engine:
             execution_id=execution_id,
             submitted=self._submitted.get(uid),
             start_deadline_seconds=self.config.worker_start_deadline_seconds,
+            gone_pod=pod_facts(self.store.gone_pods.get(uid)),
+            active_deadline_seconds=self.config.active_deadline_seconds,
+            ttl_seconds_after_finished=self.config.ttl_seconds_after_finished,
         )
-        if facts.pod is not None and facts.pod.deleting and await self._pod_outlived_its_deletion(uid):
-            return  # it is gone: reconcile again on the corrected view
         self._note_cancel(facts)
         decision = decide(facts)
         written = await self._write(kind, body, decision)
-        if written is None:
+        if written is None or not self.may_act():
             return
         body = written
+        if queue_slot(body) is Slot.NONE:
+            self.store.gone_pods.pop(uid, None)  # finished: the gone worker's report is in the status now
         for action in decision.actions:
             if isinstance(action, CreatePod):
                 if self._create_held_back(uid):
@@ -308,6 +369,26 @@ class Engine:
                 self._emit(body, action)
             elif isinstance(action, Recheck):
                 self.work.add_after(uid, action.after_seconds)
+            elif isinstance(action, DeleteJob):
+                await self._delete_job(kind, body)
+
+    async def _delete_job(self, kind: str, body: dict[str, Any]) -> None:
+        """A finished job's ttlSecondsAfterFinished is over: delete it (only this uid); the garbage
+        collector removes what it owns (its worker pod, its kept logs)."""
+        meta = body["metadata"]
+        log.info(
+            "deleting finished job %s/%s kind=%s (ttlSecondsAfterFinished)",
+            meta["namespace"],
+            meta["name"],
+            kind,
+        )
+        try:
+            await self.io.delete_job(kind, meta["namespace"], meta["name"], meta["uid"])
+        except Gone:
+            pass
+        except ApiError as exc:
+            if exc.status != 409:  # 409: another object took the name since; not ours to delete
+                raise
 
     async def _apply(self, kind: str, body: dict[str, Any], decision: Decision) -> None:
         """Write a status-only decision and post its Events (no pod actions)."""
@@ -316,24 +397,6 @@ class Engine:
             for action in decision.actions:
                 if isinstance(action, Emit):
                     self._emit(written, action)
-
-    async def _pod_outlived_its_deletion(self, uid: str) -> bool:
-        """A pod deleted between our start-up listing and kopf's watch start has no DELETED event to come.
-        Once a pod we stopped is past its grace period, ask the API server; drop it if it is gone."""
-        pod = self.store.worker(uid)
-        if pod is None:
-            return False
-        deadline = self._stop_requested.get(pod["metadata"]["uid"])
-        if deadline is None:
-            return False
-        overdue = time.monotonic() - deadline - GONE_CHECK_MARGIN_SECONDS
-        if overdue < 0:
-            self.work.add_after(uid, -overdue)
-            return False
-        if await self._recheck_pod(pod):
-            return True
-        self.work.add_after(uid, GONE_CHECK_MARGIN_SECONDS)  # still terminating (e.g. finalizers): look again
-        return False
 
     def _pod_facts(self, uid: str) -> PodFacts | None:
         pod = self.store.worker(uid)
@@ -349,6 +412,8 @@ class Engine:
         """Write the decided status (if any) at the resourceVersion it was decided on; None if stale."""
         if decision.status is None:
             return body
+        if not self.may_act():
+            return None
         meta = body["metadata"]
         before = (body.get("status") or {}).get("status")
         if decision.status.get("status") == "CANCELLED" and before == "RUNNING":
@@ -360,13 +425,13 @@ class Engine:
             try:
                 fresh = await self.io.get_job(kind, meta["namespace"], meta["name"])
             except Gone:
-                self.job_event(kind, "DELETED", body)
+                self._job_event(kind, "DELETED", body)
                 return None
             self._observe_job(kind, fresh)
             self.work.add(meta["uid"])
             return None
         except Gone:
-            self.job_event(kind, "DELETED", body)
+            self._job_event(kind, "DELETED", body)
             return None
         except ApiError as exc:
             if exc.status not in (400, 422):
@@ -541,12 +606,32 @@ class Engine:
             except Exception as exc:  # events are best effort: never fail a transition for one
                 log.debug("event %s not posted: %s", event["reason"], exc)
 
+    def stuck_counts(self) -> dict[str, int]:
+        """Jobs per kind whose stopped worker outlived its grace (CancelStuck=True)."""
+        result = {k.kind: 0 for k in KINDS}
+        for kind, body in self.store.jobs.values():
+            cond = get_condition(body.get("status"), CANCEL_STUCK)
+            if cond is not None and cond.get("status") == "True":
+                result[kind] += 1
+        return result
+
     def counts(self) -> dict[str, dict[str, int]]:
         result: dict[str, dict[str, int]] = {k.kind: {} for k in KINDS}
         for kind, body in self.store.jobs.values():
             value = (body.get("status") or {}).get("status") or "PENDING"
             result[kind][value] = result[kind].get(value, 0) + 1
         return result
+
+
+def _int(resource_version: str) -> int:
+    try:
+        return int(resource_version)
+    except ValueError:
+        return 0  # not an etcd revision: nothing can be proven deleted
+
+
+def _ns_name(body: dict[str, Any]) -> tuple[str, str]:
+    return body["metadata"]["namespace"], body["metadata"]["name"]
 
 
 def _facts_of(kind: str, body: dict[str, Any], facts: JobFacts) -> JobFacts:

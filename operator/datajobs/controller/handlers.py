@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -13,6 +14,7 @@ from datajobs.controller.apisession import ApiError, ApiSession
 from datajobs.controller.config import OperatorConfig
 from datajobs.controller.engine import Engine
 from datajobs.controller.kubeio import KubeIO
+from datajobs.controller.leader import LeaderElector
 from datajobs.core.workerpod import LABEL_MANAGED_BY, MANAGED_BY, WORKER_POD_SELECTOR
 from datajobs.models.kinds import GROUP, INTEGRITY_JOB, MASKING_EXECUTION, VERSION
 
@@ -71,28 +73,69 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.client_timeout = 660
     settings.networking.request_timeout = 60
     api = ApiSession(
-        lambda: credentials(config, settings), max_connections=max(8, config.reconcile_workers * 2)
+        lambda: credentials(config, settings),
+        max_connections=max(8, config.reconcile_workers * 2),
+        qps=config.kube_api_qps,
+        burst=config.kube_api_burst,
     )
     memo.api = api
     engine = Engine(KubeIO(api), config)
+    api.on_reconnect = engine.want_relist  # the API server was away: what was deleted meanwhile goes
     try:
         await engine.start()
+        if not config.leader_elect:
+            await engine.lead()
     except (ApiError, aiohttp.ClientError, TimeoutError) as exc:
+        await engine.stop()
         await api.close()
         if isinstance(exc, ApiError) and exc.status not in (429, 500, 502, 503, 504):
             raise kopf.PermanentError(f"cannot list jobs and pods: HTTP {exc.status} {exc.reason}") from exc
         raise kopf.TemporaryError(f"API server not ready: {exc}", delay=1) from exc
     memo.engine = engine
     _engine = engine
+    if config.leader_elect:
+        start_election(memo, engine, settings)
+
+
+def start_election(memo: kopf.Memo, engine: Engine, settings: kopf.OperatorSettings) -> None:
+    """Stand by until this replica holds the Lease, then let the engine act; if the Lease is lost, stop
+    acting at once and end the process (exit 1) so it restarts as a standby."""
+    config: OperatorConfig = memo.config
+    # Its own session: Lease renewals must not wait behind the engine's throttled requests or retries.
+    lease_api = ApiSession(lambda: credentials(config, settings), max_connections=2, qps=0, max_retries=0)
+    elector = LeaderElector(
+        KubeIO(lease_api),
+        config.state_namespace,
+        config.leader_identity,
+        lease_seconds=config.lease_seconds,
+        renew_deadline=config.renew_deadline_seconds,
+        retry_period=config.retry_period_seconds,
+    )
+    engine.may_act = elector.is_leader
+
+    def lost() -> None:
+        memo.lost_leadership = True
+        asyncio.get_running_loop().create_task(engine.stop())
+        memo.stop_flag.set()
+
+    memo.lease_api, memo.elector = lease_api, elector
+    memo.election = asyncio.create_task(elector.run(engine.lead, lost), name="leader-election")
 
 
 @kopf.on.cleanup()
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
+    election: asyncio.Task[None] | None = memo.get("election")
+    if election is not None:
+        election.cancel()
+        await asyncio.gather(election, return_exceptions=True)
     engine: Engine | None = memo.get("engine")
     if engine is not None:
         await engine.stop()
-    if memo.get("api") is not None:
-        await memo.api.close()
+    if memo.get("elector") is not None:
+        await memo.elector.release()  # after the engine stopped: nothing acts once a standby may
+    for name in ("api", "lease_api"):
+        if memo.get(name) is not None:
+            await memo[name].close()
 
 
 @kopf.on.probe(id="engine")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
@@ -35,8 +36,9 @@ class KubeIO:
         path = f"{base}/namespaces/{quote(namespace)}/{plural}" if namespace else f"{base}/{plural}"
         return f"{path}/{quote(name)}" if name else path
 
-    async def list_jobs(self, kind: str, namespace: str | None) -> dict[str, Any]:
-        return await self.api.request("GET", self.job_path(kind, namespace))
+    def job_pages(self, kind: str, namespace: str | None) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+        """Every job of a kind, page by page, each with the list's resourceVersion."""
+        return self.api.pages(self.job_path(kind, namespace))
 
     async def get_job(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         return await self.api.request("GET", self.job_path(kind, namespace, name))
@@ -53,11 +55,27 @@ class KubeIO:
             content_type=MERGE_PATCH,
         )
 
+    async def delete_job(self, kind: str, namespace: str, name: str, uid: str) -> None:
+        """Delete the job only if it is still the one with `uid`; what it owns is garbage-collected."""
+        await self.api.request(
+            "DELETE",
+            self.job_path(kind, namespace, name),
+            body={
+                "apiVersion": "v1",
+                "kind": "DeleteOptions",
+                "propagationPolicy": "Background",
+                "preconditions": {"uid": uid},
+            },
+        )
+
     # -- pods ------------------------------------------------------------------------------------------
 
-    async def list_pods(self, namespace: str | None, selector: str) -> dict[str, Any]:
+    def pod_pages(
+        self, namespace: str | None, selector: str
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+        """Every pod matching `selector`, page by page, each with the list's resourceVersion."""
         path = f"/api/v1/namespaces/{quote(namespace)}/pods" if namespace else "/api/v1/pods"
-        return await self.api.request("GET", path, params={"labelSelector": selector})
+        return self.api.pages(path, {"labelSelector": selector})
 
     async def create_pod(self, pod: dict[str, Any]) -> dict[str, Any] | None:
         """Create the pod; None when a pod of that name already exists (ours from before a crash, or
@@ -126,3 +144,20 @@ class KubeIO:
         return await self.api.request(
             "PUT", f"/api/v1/namespaces/{quote(namespace)}/configmaps/{quote(name)}", body=body
         )
+
+    # -- the leader Lease ------------------------------------------------------------------------------
+
+    @staticmethod
+    def lease_path(namespace: str, name: str | None = None) -> str:
+        base = f"/apis/coordination.k8s.io/v1/namespaces/{quote(namespace)}/leases"
+        return f"{base}/{quote(name)}" if name else base
+
+    async def get_lease(self, namespace: str, name: str) -> dict[str, Any]:
+        return await self.api.request("GET", self.lease_path(namespace, name))
+
+    async def create_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.api.request("POST", self.lease_path(namespace), body=body)
+
+    async def replace_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        """PUT with the resourceVersion read: Conflict when another replica wrote the Lease since."""
+        return await self.api.request("PUT", self.lease_path(namespace, body["metadata"]["name"]), body=body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -40,6 +40,11 @@ class EngineCollector(Collector):
         jobs = GaugeMetricFamily("datajobs_jobs", "Jobs by kind and status", labels=["kind", "status"])
         depth = GaugeMetricFamily("datajobs_queue_depth", "QUEUED jobs waiting for a slot", labels=["kind"])
         running = GaugeMetricFamily("datajobs_running_jobs", "Jobs holding a slot", labels=["kind"])
+        stuck = GaugeMetricFamily(
+            "datajobs_stuck_stops",
+            "Jobs whose stopped worker pod outlived its grace (condition CancelStuck=True)",
+            labels=["kind"],
+        )
         if engine is not None:
             for kind, counts in engine.counts().items():
                 for status, n in counts.items():
@@ -47,8 +52,25 @@ class EngineCollector(Collector):
             for kind, queue in engine.queues.items():
                 depth.add_metric([kind], queue.depth)
                 running.add_metric([kind], queue.running)
-        yield from (jobs, depth, running)
+            for kind, n in engine.stuck_counts().items():
+                stuck.add_metric([kind], n)
+        yield from (jobs, depth, running, stuck)
 
 
 def register_engine(engine_getter: Callable[[], Any]) -> None:
     REGISTRY.register(EngineCollector(engine_getter))
+
+
+API_REQUESTS = Counter(
+    "datajobs_api_requests_total",
+    "Requests sent to the API server, by method and HTTP code",
+    ["method", "code"],
+)
+API_RETRIES = Counter(
+    "datajobs_api_retries_total", "Requests retried, by cause (HTTP code or connection)", ["reason"]
+)
+API_THROTTLED_SECONDS = Counter(
+    "datajobs_api_throttled_seconds_total", "Seconds every request paused for after a 429 (Retry-After)"
+)
+RELISTS = Counter("datajobs_relists_total", "Full lists of jobs and pods that replaced the operator's view")
+LEADER = Gauge("datajobs_leader", "1 while this replica holds the leader Lease", ["identity"])

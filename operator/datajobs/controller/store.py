@@ -37,7 +37,17 @@ def _compact(value: Any) -> Any:
 
 
 JOB_METADATA = ("name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp")
-POD_METADATA = ("name", "namespace", "uid", "resourceVersion", "labels", "annotations", "deletionTimestamp")
+POD_METADATA = (
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "labels",
+    "annotations",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",  # a stuck stop: whether the grace-0 escalation is under way
+    "finalizers",  # a stuck stop: what holds the pod
+)
 OWNER_FIELDS = ("apiVersion", "kind", "name", "uid", "controller")
 
 
@@ -62,6 +72,7 @@ def _slim_pod(body: dict[str, Any]) -> dict[str, Any]:
             "spec": {
                 "containers": [{"name": c.get("name")} for c in spec.get("containers") or []],
                 "terminationGracePeriodSeconds": spec.get("terminationGracePeriodSeconds"),
+                "nodeName": spec.get("nodeName"),
             },
             "status": {
                 "phase": status.get("phase"),
@@ -88,6 +99,8 @@ class Store:
     def __init__(self) -> None:
         self.jobs: dict[str, tuple[str, dict[str, Any]]] = {}
         self.pods: dict[PodKey, dict[str, Any]] = {}
+        self.gone_pods: dict[str, dict[str, Any]] = {}
+        """A deleted worker's last state (its final report), by job uid, until the job has used it."""
         self._deleted_jobs: dict[str, int] = {}
         self._deleted_pods: dict[str, None] = {}  # insertion-ordered, pruned oldest first
 
@@ -109,6 +122,7 @@ class Store:
         self._deleted_jobs[uid] = resource_version(body)
         _prune(self._deleted_jobs)
         self.jobs.pop(uid, None)
+        self.gone_pods.pop(uid, None)
 
     def put_pod(self, body: dict[str, Any]) -> str | None:
         """Store a pod; returns the uid of the job that controls it (None when nothing does), so that
@@ -124,6 +138,8 @@ class Store:
             or current["metadata"]["uid"] != meta["uid"]
             or (resource_version(current) < resource_version(body))
         ):
+            if owner and (current is None or current["metadata"]["uid"] != meta["uid"]):
+                self.gone_pods.pop(owner, None)  # a new pod: the old one's report is history
             self.pods[key] = _slim_pod(body)
         return owner
 
@@ -133,9 +149,15 @@ class Store:
         _prune(self._deleted_pods)
         key = _key(body)
         current = self.pods.get(key)
+        owner = controller_uid(body)
         if current is not None and current["metadata"]["uid"] == meta["uid"]:
+            if owner and self.worker(owner) is current:
+                # the DELETED event carries the pod's final state: a report the kubelet wrote just before
+                # the delete may never have been seen as a change of its own
+                newer = resource_version(body) >= resource_version(current)
+                self.gone_pods[owner] = _slim_pod(body) if newer else current
             del self.pods[key]
-        return controller_uid(body)
+        return owner
 
     def worker(self, job_uid: str) -> dict[str, Any] | None:
         """The job's worker: the pod under the worker's name in the job's namespace that the job controls."""
@@ -147,6 +169,32 @@ class Store:
             return None
         pod = self.pods.get((meta.get("namespace") or "", worker_pod_name(meta["name"])))
         return pod if pod is not None and is_worker_of(pod, meta) else None
+
+    # -- convergence on a (re)list ----------------------------------------------------------------------
+
+    def vanished_jobs(
+        self, kind: str, namespace: str | None, listed: set[str], list_rv: int
+    ) -> list[dict[str, Any]]:
+        """Jobs of `kind` (in `namespace`; None: any) a list at `list_rv` did not return although we hold no
+        version newer than it: deleted while no watch was open, so no DELETED event will ever come."""
+        return [
+            body
+            for uid, (k, body) in self.jobs.items()
+            if k == kind
+            and uid not in listed
+            and (namespace is None or body["metadata"]["namespace"] == namespace)
+            and resource_version(body) <= list_rv
+        ]
+
+    def vanished_pods(self, namespace: str | None, listed: set[str], list_rv: int) -> list[dict[str, Any]]:
+        """Worker pods (by pod uid in `listed`) that a list at `list_rv` no longer returned, as above."""
+        return [
+            pod
+            for pod in self.pods.values()
+            if pod["metadata"]["uid"] not in listed
+            and (namespace is None or pod["metadata"]["namespace"] == namespace)
+            and resource_version(pod) <= list_rv
+        ]
 
 
 def _key(body: dict[str, Any]) -> PodKey:

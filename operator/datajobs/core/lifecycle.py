@@ -10,19 +10,29 @@ import copy
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
+from datajobs.core.actions import Action, CreatePod, DeletePod, Emit, Recheck
 from datajobs.core.conditions import (
     CANCEL_REQUEST,
     CANCELLING,
+    DEADLINE_EXCEEDED,
     FINISHED,
     WORKER_POD,
     get_condition,
     set_condition,
 )
+from datajobs.core.limits import (
+    clear_stuck,
+    deadline_passed,
+    expire,
+    in_deadline_stop,
+    limit,
+    seconds_between,
+    watch_stuck,
+)
 from datajobs.core.report import decode_report
-from datajobs.core.shapes import SHAPES, MalformedReport, StatusShape
+from datajobs.core.shapes import SHAPES, MalformedReport, StatusShape, report_summary
 from datajobs.models import TERMINAL_STATUSES, JobStatus
 
 CREATE_RETRY_FIRST_SECONDS = 2.0  # a refused pod create is tried again after 2, 4, 8, … seconds
@@ -32,8 +42,14 @@ DEFAULT_START_DEADLINE_SECONDS = 300
 # waiting reasons every pod passes through on its way to running: not worth a status write
 ROUTINE_WAITING = frozenset({"", "ContainerCreating", "PodInitializing"})
 START_DEADLINE_EXCEEDED = "StartDeadlineExceeded"
-IMMEDIATE_GRACE_SECONDS = 1  # not 0: a zero grace is a force delete, the pod would vanish while running
+IMMEDIATE_GRACE_SECONDS = 5
+"""Grace of an immediate stop. Not 0 (a force delete: the pod would vanish while it runs) and not 1: the
+worker needs up to 1.5 s after SIGTERM (read its pod, cancel the statement, write the report naming what
+it left disabled), and the kubelet kills it at the grace. A prompt worker is gone long before this ends."""
 DEFAULT_GRACE_SECONDS = 30
+LAST_OUTPUT_CHARS = 1000
+TERMINATION_REASONS = {"OOMKilled": "OOMKilled: the container exceeded its memory limit"}
+"""How the kubelet's reason for a terminated container is told in a FAILED job's message."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +68,9 @@ class PodFacts:
     grace_seconds: int = DEFAULT_GRACE_SECONDS  # the pod's terminationGracePeriodSeconds
     waiting_reason: str = ""  # why the worker is not running yet: ImagePullBackOff, Unschedulable, …
     waiting_message: str = ""
+    finalizers: tuple[str, ...] = ()  # what may hold a deleted pod in the API server
+    node_name: str = ""
+    deletion_grace_seconds: int | None = None  # the grace of the deletion under way, if any
 
 
 @dataclass(frozen=True)
@@ -68,41 +87,9 @@ class JobFacts:
     execution_id: int | None = None  # allocated by the caller for a new MaskingExecution
     submitted: str | None = None  # when the operator first saw a new job: its place in the FIFO queue
     start_deadline_seconds: float = DEFAULT_START_DEADLINE_SECONDS  # the operator's default
-
-
-@dataclass(frozen=True)
-class CreatePod:
-    """Create the worker pod (idempotent: the name is deterministic)."""
-
-
-@dataclass(frozen=True)
-class DeletePod:
-    """Stop the worker: annotate the cancel mode, then delete with this grace period (only the pod with
-    this uid: never another pod that took the name since)."""
-
-    name: str
-    uid: str
-    graceful: bool
-    grace_seconds: int
-
-
-@dataclass(frozen=True)
-class Emit:
-    """A Kubernetes Event on the job."""
-
-    reason: str
-    message: str
-    warning: bool = False
-
-
-@dataclass(frozen=True)
-class Recheck:
-    """Reconcile this job again after this long, whatever events come (e.g. at its start deadline)."""
-
-    after_seconds: float
-
-
-Action = CreatePod | DeletePod | Emit | Recheck
+    gone_pod: PodFacts | None = None  # the worker pod's last state, once it is gone (its final report)
+    active_deadline_seconds: float | None = None  # the operator's default (None: no deadline)
+    ttl_seconds_after_finished: float | None = None  # the operator's default (None: finished jobs stay)
 
 
 @dataclass
@@ -174,31 +161,74 @@ def decide(facts: JobFacts) -> Decision:
     if in_cancel:
         _remember_pod_report(shape, status, facts.pod)
         if facts.pod is None:
+            _remember_pod_report(shape, status, facts.gone_pod)
             set_condition(status, CANCELLING, False, "WorkerGone", "the worker pod is gone", generation, now)
+            clear_stuck(status, generation, now)
             _worker_gone(status, generation, now)
+            said = _summary(facts.gone_pod) if facts.gone_pod else ""
             _finish(
                 shape,
                 status,
                 JobStatus.CANCELLED,
-                "cancelled; the worker pod is gone",
+                "cancelled; the worker pod is gone" + (f"; the worker reported: {said}" if said else ""),
                 generation,
                 now,
                 actions,
             )
-        elif not facts.pod.deleting and not any(isinstance(a, DeletePod) for a in actions):
+        else:
             graceful = bool((cancel or {}).get("graceful"))
-            actions.append(_delete(facts.pod, graceful))
+            if not facts.pod.deleting and not any(isinstance(a, DeletePod) for a in actions):
+                actions.append(_delete(facts.pod, graceful))
+            since = str((cancelling or {}).get("lastTransitionTime") or now)
+            escalate = (cancel or {}).get("escalateAfterSeconds")
+            grace = _delete(facts.pod, graceful).grace_seconds
+            watch_stuck(facts.pod, since, grace, escalate, status, generation, now, actions)
+    elif current is JobStatus.RUNNING and in_deadline_stop(status):
+        _deadline_stop(shape, facts, status, generation, actions)
     elif current is JobStatus.RUNNING:
-        _running(shape, facts, status, generation, actions)
+        deadline = limit(facts.spec, "activeDeadlineSeconds", facts.active_deadline_seconds)
+        started = status.get(shape.started)
+        if deadline_passed(deadline, started, facts.pod, status, generation, now, actions):
+            _deadline_stop(shape, facts, status, generation, actions)
+        else:
+            _running(shape, facts, status, generation, actions)
     elif current in TERMINAL_STATUSES and _left_unstarted(status, facts.pod):
         assert facts.pod is not None
         actions.append(_delete(facts.pod, graceful=False))  # (again, if the first delete was lost)
     elif current is JobStatus.QUEUED and facts.may_dispatch:  # any cancel left here was rejected
         _dispatch(shape, status, generation, now, actions)
 
+    if JobStatus(status["status"]) in TERMINAL_STATUSES:
+        ttl = limit(facts.spec, "ttlSecondsAfterFinished", facts.ttl_seconds_after_finished)
+        expire(ttl, status.get(shape.ended), now, actions)
     if not old.get("status") and any(isinstance(a, CreatePod) for a in actions):
         actions = [a for a in actions if not (isinstance(a, Emit) and a.reason == "Queued")]  # never waited
     return Decision(status=None if status == old else status, actions=actions)
+
+
+def _deadline_stop(
+    shape: StatusShape, facts: JobFacts, status: dict[str, Any], generation: int, actions: list[Action]
+) -> None:
+    """Past its deadline: stop the worker gracefully; FAILED (DeadlineExceeded) only once its pod is gone."""
+    pod, now = facts.pod, facts.now
+    exceeded = get_condition(status, DEADLINE_EXCEEDED) or {}
+    _remember_pod_report(shape, status, pod)
+    if pod is None:
+        _remember_pod_report(shape, status, facts.gone_pod)
+        clear_stuck(status, generation, now)
+        _worker_gone(status, generation, now)
+        said = _summary(facts.gone_pod) if facts.gone_pod else ""
+        message = (
+            f"{exceeded.get('message', 'deadline exceeded')}; the worker was stopped and its pod is gone"
+        )
+        if said:
+            message += f"; the worker reported: {said}"
+        _finish(shape, status, JobStatus.FAILED, message, generation, now, actions, DEADLINE_EXCEEDED)
+        return
+    if not pod.deleting:
+        actions.append(_delete(pod, graceful=True))
+    since = str(exceeded.get("lastTransitionTime") or now)
+    watch_stuck(pod, since, _delete(pod, True).grace_seconds, None, status, generation, now, actions)
 
 
 def _new_request(status: dict[str, Any], cancel: dict[str, Any], generation: int, current: JobStatus) -> bool:
@@ -269,8 +299,14 @@ def _running(
     try:
         claimed = shape.apply_result(status, _final_report(pod))
     except MalformedReport as exc:
-        where = "result annotation" if pod.result else "termination message"
-        _finish(shape, status, JobStatus.FAILED, f"malformed {where}: {exc}", generation, now, actions)
+        if pod.phase == "Failed" and not pod.result:
+            # killed or crashed before any report: FallbackToLogsOnError left its last log lines here
+            last = pod.termination_message.strip()[-LAST_OUTPUT_CHARS:]
+            message = f"{_outcome_message(status, shape, JobStatus.FAILED, pod)}; its last output: {last}"
+        else:
+            where = "result annotation" if pod.result else "termination message"
+            message = f"malformed {where}: {exc}"
+        _finish(shape, status, JobStatus.FAILED, message, generation, now, actions)
         return
     if pod.phase == "Succeeded":
         outcome = JobStatus(claimed) if claimed in ("SUCCEEDED", "WARNING") else JobStatus.SUCCEEDED
@@ -298,7 +334,7 @@ def _start_deadline_passed(
     removed (True); before it, a recheck at the deadline is asked for (False)."""
     deadline = float(facts.spec.get("startDeadlineSeconds") or facts.start_deadline_seconds)
     started = status.get(shape.started)
-    elapsed = _seconds_between(str(started), facts.now) if started else 0.0
+    elapsed = seconds_between(str(started), facts.now) if started else 0.0
     if elapsed < deadline:
         actions.append(Recheck(deadline - elapsed + 0.5))
         return False
@@ -331,17 +367,6 @@ def _left_unstarted(status: dict[str, Any], pod: PodFacts | None) -> bool:
     )
 
 
-def _seconds_between(earlier: str, later: str) -> float:
-    try:
-        return (_parse_time(later) - _parse_time(earlier)).total_seconds()
-    except ValueError:
-        return 0.0
-
-
-def _parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 def _condition_reason(text: str) -> str:
     """A waiting reason as a condition reason (CamelCase letters, digits, `_,:`; never empty)."""
     cleaned = re.sub(r"[^A-Za-z0-9_,:]", "", text).lstrip("0123456789_,:").rstrip(",:")
@@ -361,12 +386,20 @@ def _final_report(pod: PodFacts) -> str:
 
 def _outcome_message(status: dict[str, Any], shape: StatusShape, outcome: JobStatus, pod: PodFacts) -> str:
     field_name = shape.message_field()
-    reported = status.get(field_name, "") if field_name else ""
+    reported = status.get(field_name, "") if field_name else _summary(pod)
     if outcome is JobStatus.FAILED:
-        why = pod.termination_reason or "Error"
+        why = TERMINATION_REASONS.get(pod.termination_reason, pod.termination_reason or "Error")
         base = f"worker failed (exit code {pod.exit_code}, {why})"
         return f"{base}: {reported}" if reported else base
     return reported or f"worker finished: {outcome.value}"
+
+
+def _summary(pod: PodFacts) -> str:
+    """The worker's report told for people (its message, what it left disabled); "" when there is none."""
+    try:
+        return report_summary(_final_report(pod))
+    except MalformedReport:
+        return ""
 
 
 def _remember_pod_report(shape: StatusShape, status: dict[str, Any], pod: PodFacts | None) -> None:
@@ -393,14 +426,16 @@ def _finish(
     generation: int,
     now: str,
     actions: list[Action],
+    reason: str | None = None,
 ) -> None:
     status["status"] = outcome.value
     status[shape.ended] = now
     field_name = shape.message_field()
     if field_name and (outcome in (JobStatus.FAILED, JobStatus.CANCELLED) or not status.get(field_name)):
         status[field_name] = message
-    set_condition(status, FINISHED, True, outcome.value.capitalize(), message, generation, now)
-    actions.append(Emit(outcome.value.capitalize(), message, warning=outcome is JobStatus.FAILED))
+    reason = reason or outcome.value.capitalize()
+    set_condition(status, FINISHED, True, reason, message, generation, now)
+    actions.append(Emit(reason, message, warning=outcome is JobStatus.FAILED))
 
 
 def _delete(pod: PodFacts, graceful: bool) -> DeletePod:

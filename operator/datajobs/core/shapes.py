@@ -163,6 +163,30 @@ def _missing_results(
     return ""
 
 
+SUMMARY_MAX_CHARS = 4096
+
+
+def report_summary(message: str) -> str:
+    """What a worker's final report says for people: its message, and each object it left disabled with
+    the SQL that restores it (docs/worker-protocol.md). Empty for no report or one that is not JSON."""
+    try:
+        report = json.loads(message) if message.strip() else {}
+    except json.JSONDecodeError:
+        return ""
+    if not isinstance(report, dict):
+        return ""
+    parts = [text for key in ("message", "log_message") if isinstance(text := report.get(key), str) and text]
+    left = report.get("leftDisabled")
+    if isinstance(left, list) and left:
+        items = [
+            f"{e.get('object', '?')} (restore: {e.get('restoreSql', '?')})" if isinstance(e, dict) else str(e)
+            for e in left
+        ]
+        parts.append("left disabled: " + "; ".join(items))
+    summary = "; ".join(parts)
+    return summary if len(summary) <= SUMMARY_MAX_CHARS else summary[: SUMMARY_MAX_CHARS - 1] + "…"
+
+
 SHAPES: dict[str, StatusShape] = {
     INTEGRITY_JOB.kind: StatusShape(INTEGRITY_JOB, "submitted_at", "started_at", "ended_at"),
     MASKING_EXECUTION.kind: StatusShape(MASKING_EXECUTION, "submitTime", "startTime", "endTime"),

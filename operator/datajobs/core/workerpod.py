@@ -39,6 +39,31 @@ class WorkerDefaults:
     service_account: str | None = None
     # requests and limits: a quota'd namespace refuses pods without them, and a scheduler cannot place well
     resources: dict[str, dict[str, str]] = field(default_factory=lambda: dict(DEFAULT_WORKER_RESOURCES))
+    node_selector: tuple[tuple[str, str], ...] = ()
+    tolerations: tuple[tuple[str, str, str], ...] = ()  # (key, value, effect); value "" means Exists
+
+
+def parse_node_selector(text: str) -> tuple[str, str]:
+    """`key=value` (a --worker-node-selector flag) -> (key, value); ValueError says what is wrong."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def parse_toleration(text: str) -> tuple[str, str, str]:
+    """`key[=value]:Effect` (a --worker-toleration flag) -> (key, value, effect)."""
+    rest, sep, effect = text.rpartition(":")
+    key, _, value = rest.partition("=")
+    if not sep or not key or effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
+        raise ValueError(f"expected KEY[=VALUE]:NoSchedule|PreferNoSchedule|NoExecute, got {text!r}")
+    return key, value, effect
+
+
+def toleration(key: str, value: str, effect: str) -> dict[str, str]:
+    if value:
+        return {"key": key, "operator": "Equal", "value": value, "effect": effect}
+    return {"key": key, "operator": "Exists", "effect": effect}
 
 
 def short_name(name: str, suffix: str = "", limit: int = 63) -> str:
@@ -117,6 +142,10 @@ def default_template(kind: KindInfo, defaults: WorkerDefaults) -> dict[str, Any]
     }
     if defaults.service_account:
         pod_spec["serviceAccountName"] = defaults.service_account
+    if defaults.node_selector:
+        pod_spec["nodeSelector"] = dict(defaults.node_selector)
+    if defaults.tolerations:
+        pod_spec["tolerations"] = [toleration(*t) for t in defaults.tolerations]
     return {"spec": pod_spec}
 
 

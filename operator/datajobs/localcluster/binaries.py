@@ -20,7 +20,9 @@ KWOK_VERSION = "v0.7.0"
 HELM_VERSION = "v3.19.5"
 
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
-ALL = (*CONTROL_PLANE, "kubectl", "helm")
+NODE = ("kubelet", "kube-proxy")
+"""The real node's binaries (the container runtime comes from Debian packages: scripts/node.sh)."""
+ALL = (*CONTROL_PLANE, "kubectl", *NODE, "helm")
 ENV_BIN_DIR = "DATAJOBS_K8S_BIN"
 ENV_CACHE = "DATAJOBS_CACHE"
 BUILD_SCRIPT = Path(__file__).with_name("build-control-plane.sh")
@@ -146,6 +148,8 @@ def build(
 
 def _target(name: str) -> str:
     """The build script's target that produces `name`."""
+    if name in NODE:
+        return "node"
     return "kubernetes" if name.startswith("kube-") else name
 
 

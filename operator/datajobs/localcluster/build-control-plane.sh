@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the local control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok,
-# kubectl, helm) from their published Go modules into a cache directory. Pinned versions; idempotent.
+# kubectl, kubelet, kube-proxy, helm) from their published Go modules into a cache directory. Pinned versions; idempotent.
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.34.4}"
@@ -18,7 +18,7 @@ have() { [ -x "$OUT/$1" ]; }
 k8s_module() {  # the wrapper module every Kubernetes binary is built in; prints its directory
   local dir="$WORK/kubernetes-$K8S_VERSION" staging="v0.${K8S_VERSION#v1.}"
   mkdir -p "$dir"
-  if [ ! -f "$dir/tools.go" ] || ! grep -q cmd/kubectl "$dir/tools.go"; then
+  if [ ! -f "$dir/tools.go" ] || ! grep -q cmd/kube-proxy "$dir/tools.go"; then
     local modfile go_line
     modfile="$(cd "$dir" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
     go_line="$(awk '$1=="go"{print $2; exit}' "$modfile")"
@@ -45,6 +45,8 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 )
 GO
     (cd "$dir" && go mod tidy) >&2
@@ -71,6 +73,14 @@ build_kubectl() {  # the tests' kubectl, at the server's version (kubectl suppor
   dir="$(k8s_module)"
   log "kubectl $K8S_VERSION in $dir"
   (cd "$dir" && go build -ldflags "$(k8s_ldflags)" -o "$OUT/kubectl" k8s.io/kubernetes/cmd/kubectl)
+}
+
+build_node() {  # the real node's kubelet and kube-proxy, from the same module as the control plane
+  if have kubelet && have kube-proxy; then return; fi
+  local dir
+  dir="$(k8s_module)"
+  log "kubelet and kube-proxy $K8S_VERSION in $dir"
+  (cd "$dir" && go build -ldflags "$(k8s_ldflags)" -o "$OUT/" k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy)
 }
 
 build_etcd() {
@@ -104,11 +114,11 @@ build_go_install() {  # name module version
 build_kwok() { build_go_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION"; }
 build_helm() { build_go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"; }
 
-# Usage: build-control-plane.sh [OUT] [all|etcd|kwok|kubernetes|kubectl|helm]
+# Usage: build-control-plane.sh [OUT] [all|etcd|kwok|kubernetes|kubectl|node|helm]
 case "${2:-all}" in
-  all) build_etcd; build_kwok; build_kubernetes; build_kubectl; build_helm ;;
-  etcd|kwok|kubernetes|kubectl|helm) "build_$2" ;;
-  *) log "unknown target: $2 (all, etcd, kwok, kubernetes, kubectl, helm)"; exit 2 ;;
+  all) build_etcd; build_kwok; build_kubernetes; build_kubectl; build_node; build_helm ;;
+  etcd|kwok|kubernetes|kubectl|node|helm) "build_$2" ;;
+  *) log "unknown target: $2 (all, etcd, kwok, kubernetes, kubectl, node, helm)"; exit 2 ;;
 esac
 log "binaries in $OUT"
 ls -la "$OUT" >&2

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import logging
 import shutil
+import signal
 import socket
+import tempfile
 import time
 import urllib.error
 from collections.abc import Callable
@@ -14,9 +16,11 @@ from typing import Any, TypeVar
 
 import yaml
 
-from datajobs.localcluster.binaries import Binaries, ensure_binaries
+from datajobs.localcluster import nodeconfig
+from datajobs.localcluster.binaries import NODE, Binaries, ensure_binaries
 from datajobs.localcluster.pki import ADMIN_USER, Pki, create_pki
 from datajobs.localcluster.processes import Child, spawn, stop_all
+from datajobs.localcluster.realnode import RealNode, RealNodeError, egress_selector_config
 from datajobs.localcluster.rest import ApiError, Rest
 
 log = logging.getLogger(__name__)
@@ -118,7 +122,12 @@ class LocalCluster:
     """A real control plane with kwok fake nodes, living in `workdir` (logs, PKI, etcd data, kubeconfig)."""
 
     def __init__(
-        self, workdir: Path, binaries: Binaries | None = None, nodes: int = 3, pods_per_node: int = 11000
+        self,
+        workdir: Path,
+        binaries: Binaries | None = None,
+        nodes: int = 3,
+        pods_per_node: int = 11000,
+        real_node: bool = False,
     ) -> None:
         self.workdir = workdir.resolve()
         self.binaries = binaries
@@ -130,6 +139,11 @@ class LocalCluster:
         self.startup_seconds = 0.0
         self.pki = Pki(self.workdir / "pki")
         self._rest: Rest | None = None
+        self.real_node_enabled = real_node
+        """The API server is set up to reach a real node (started later by `add_real_node`)."""
+        self.node: RealNode | None = None
+        self._egress_dir = Path(tempfile.mkdtemp(prefix="dj-egress-")) if real_node else None
+        self._commands: dict[str, tuple[list[str], dict[str, str] | None]] = {}
 
     @property
     def bin_dir(self) -> Path:
@@ -154,6 +168,12 @@ class LocalCluster:
 
     def pids(self) -> list[int]:
         return [c.pid for c in self.children if c.alive()]
+
+    @property
+    def egress_socket(self) -> Path:
+        if self._egress_dir is None:
+            raise ClusterError("this cluster was started without real-node support (real_node=False)")
+        return self._egress_dir / "egress.sock"
 
     def __enter__(self) -> LocalCluster:
         self.start()
@@ -236,11 +256,17 @@ class LocalCluster:
                 f"--service-account-signing-key-file={pki.sa_key}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--allow-privileged=true",
-                # No ServiceAccount admission: pods in a new namespace need not wait for its `default` SA.
                 # No TaintNodesByCondition: fake nodes never get the not-ready taint (node lifecycle is off).
-                "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
                 # Strict like OpenShift: setting blockOwnerDeletion needs `update` on the owner's finalizers.
                 "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
+                # ServiceAccount admission (token mounts) only with a real node, whose pods use in-cluster
+                # config; without one, pods in a new namespace need not wait for its `default` SA.
+                "--disable-admission-plugins="
+                + (
+                    "TaintNodesByCondition"
+                    if self.real_node_enabled
+                    else "ServiceAccount,TaintNodesByCondition"
+                ),
                 "--endpoint-reconciler-type=none",
                 "--profiling=false",
                 "--max-requests-inflight=1000",
@@ -248,6 +274,7 @@ class LocalCluster:
                 f"--audit-policy-file={audit_policy}",
                 f"--audit-log-path={self.audit_log}",
                 "--audit-log-maxsize=512",
+                *self._real_node_flags(),
             ],
         )
         self._wait("kube-apiserver /readyz", self._readyz, deadline)
@@ -309,8 +336,93 @@ class LocalCluster:
         self._wait("fake nodes Ready (kwok)", self._nodes_ready, deadline)
         self._wait("default ServiceAccount (kube-controller-manager)", self._default_sa, deadline)
 
+    def _real_node_flags(self) -> list[str]:
+        """How the API server reaches a real node: by its InternalIP, through the egress proxy's socket."""
+        if not self.real_node_enabled:
+            return []
+        config = self.workdir / "egress-selector.yaml"
+        config.write_text(yaml.safe_dump(egress_selector_config(self.egress_socket)))
+        return [
+            f"--egress-selector-config-file={config}",
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-client-certificate={self.pki.admin_cert}",
+            f"--kubelet-client-key={self.pki.admin_key}",
+        ]
+
+    def add_real_node(self, images: list[Path], sandbox_image: str, timeout: float = 180.0) -> RealNode:
+        """Start the real node (kubelet + containerd), load `images` into it, and wait until it is Ready."""
+        assert self.binaries is not None
+        if not self.real_node_enabled:
+            raise ClusterError("this cluster was started without real-node support (real_node=False)")
+        deadline = time.monotonic() + timeout
+        node_binaries = ensure_binaries(NODE)
+        self.node = RealNode(
+            self.workdir / "node",
+            self.egress_socket,
+            {n: node_binaries[n] for n in NODE},
+        )
+        started = time.monotonic()
+        try:
+            self.node.start(
+                api_port=int(self.server.rsplit(":", 1)[1]),
+                kubeconfig=yaml.safe_load(self.kubeconfig.read_text()),
+                ca_file=self.pki.ca_cert,
+                images=images,
+                sandbox_image=sandbox_image,
+                check=self._check_children,
+                deadline=deadline,
+            )
+            self._put_api_endpoints()
+            self._wait("the real node Ready (kubelet)", self._real_node_ready, deadline)
+        except BaseException:
+            self.node.stop()
+            self.node = None
+            raise
+        log.info("real node %s ready in %.1f s", nodeconfig.NODE_NAME, time.monotonic() - started)
+        return self.node
+
+    def _put_api_endpoints(self) -> None:
+        """Point the `kubernetes` Service at the API server as pods reach it (the node's forwarder)."""
+        port = int(self.server.rsplit(":", 1)[1])
+        slices = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
+        try:
+            self.rest.create(slices, nodeconfig.api_endpoint_slice(port))
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+
+    def _real_node_ready(self) -> bool:
+        assert self.node is not None
+        self.node.check()
+        node = self.rest.get(f"/api/v1/nodes/{nodeconfig.NODE_NAME}")
+        return any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in (node.get("status") or {}).get("conditions") or []
+        )
+
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self._commands[name] = (argv, env)
         self.children.append(spawn(name, argv, log_path=self.log_dir / f"{name}.log", env=env))
+
+    # -- fault injection (tests): crash one component, start it again with the same arguments and ports --
+
+    def kill_component(self, name: str) -> None:
+        """SIGKILL a component's process group, as a crash would; it stays down until start_component."""
+        for child in [c for c in self.children if c.name == name]:
+            child.signal_group(signal.SIGKILL)
+            child.popen.wait(10)
+            child.close_log()
+            self.children.remove(child)
+
+    def start_component(self, name: str, timeout: float = 180.0) -> None:
+        """Start a killed component again (same argv, ports and data); for the API server, until ready."""
+        if any(c.name == name for c in self.children):
+            raise ClusterError(f"{name} is running")
+        argv, env = self._commands[name]
+        self._spawn(name, argv, env)
+        deadline = time.monotonic() + timeout
+        if name in ("kube-apiserver", "etcd"):
+            self._wait(f"kube-apiserver /readyz after restarting {name}", self._readyz, deadline)
 
     def _check_children(self) -> None:
         for child in self.children:
@@ -331,7 +443,9 @@ class LocalCluster:
                 if result:
                     return result
                 last = result
-            except (ApiError, urllib.error.URLError, OSError) as exc:
+            except (ApiError, urllib.error.URLError, OSError, RealNodeError) as exc:
+                if isinstance(exc, RealNodeError):
+                    raise
                 last = exc
             if time.monotonic() > deadline:
                 tails = "\n".join(f"--- {c.name}:\n{c.log_tail(10)}" for c in self.children)
@@ -359,7 +473,12 @@ class LocalCluster:
 
     def stop(self) -> None:
         """Stop every process this cluster started (idempotent)."""
+        if self.node is not None:
+            self.node.stop()
+            self.node = None
         if not self.children:
+            if self._egress_dir is not None:
+                shutil.rmtree(self._egress_dir, ignore_errors=True)
             return
         # Clients first, etcd last, so nothing logs a storm of connection errors while stopping.
         order = {"etcd": 2, "kube-apiserver": 1}
@@ -368,4 +487,6 @@ class LocalCluster:
         stop_all([c for c in children if c.name == "kube-apiserver"], timeout=15)
         stop_all([c for c in children if c.name == "etcd"], timeout=10)
         self.children = []
+        if self._egress_dir is not None:
+            shutil.rmtree(self._egress_dir, ignore_errors=True)
         log.info("control plane stopped")

@@ -38,6 +38,7 @@ SERVER_SANS = (
     "IP:127.0.0.1",
     "DNS:localhost",
     "IP:10.0.0.1",
+    "IP:198.18.0.1",
     "DNS:kubernetes",
     "DNS:kubernetes.default",
     "DNS:kubernetes.default.svc",
@@ -158,10 +159,12 @@ def _signed_cert(pki: Pki, key: Path, cert: Path, subject: str, section: str) ->
 def create_pki(directory: Path) -> Pki:
     """Create (or reuse, if complete) a CA, the API server's serving cert, an admin client cert, SA keys."""
     pki = Pki(directory)
-    if pki.complete():
+    config = _OPENSSL_CONFIG.format(sans=",".join(SERVER_SANS))
+    cnf = directory / "openssl.cnf"
+    if pki.complete() and cnf.exists() and cnf.read_text() == config:
         return pki
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "openssl.cnf").write_text(_OPENSSL_CONFIG.format(sans=",".join(SERVER_SANS)))
+    cnf.write_text(config)
     _new_key(pki.ca_key)
     _openssl(
         "req",
