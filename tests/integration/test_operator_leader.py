@@ -50,7 +50,7 @@ def test_a_standby_takes_over_each_time_the_leader_is_sigkilled(
     with Recorder(kube_api, namespace) as recorder, ToughKubelet(jobs, keep_running=cancelled):
         for round_ in range(ROUNDS):
             for name, process in list(replicas.items()):
-                if process.exited() is not None:  # it lost its Lease (a renewal too slow) and exited
+                if process.exited() is not None:  # never expected: a lost Lease means standing by again
                     exits.append((name, process.exited()))
                     replicas[name] = replica(run_operator, name)  # as the kubelet restarts a container
             leader = wait_for(lambda: lease_holder(kube_api, namespace), timeout=30, message="a leader")
@@ -77,9 +77,9 @@ def test_a_standby_takes_over_each_time_the_leader_is_sigkilled(
             wait_for(lambda s=standby: leading(replicas[s]), timeout=10, message=f"{standby} leading")
             replicas[leader] = replica(run_operator, leader)  # back, as the standby
         items = wait_for(lambda: all_final(jobs, names), timeout=120, interval=0.5, message="jobs final")
-    logging.getLogger(__name__).warning("takeovers (s): %s; exits after a lost Lease: %s", takeovers, exits)
+    logging.getLogger(__name__).warning("takeovers (s): %s; unexpected exits: %s", takeovers, exits)
     assert max(takeovers) <= LEASE + 5, takeovers
-    assert all(code == 1 for _, code in exits), exits  # a lost Lease ends the process, never a crash
+    assert exits == []
     assert len(takeovers) == ROUNDS
     assert recorder.max_running["IntegrityJob"] <= MAX_RUNNING, recorder.max_running
     assert recorder.max_running["MaskingExecution"] <= MAX_RUNNING, recorder.max_running
