@@ -7,7 +7,7 @@ DATAJOBS := $(VENV)/bin/datajobs
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: help venv control-plane postgres image dev test test-unit test-integration lint crds verify bench bench-smoke clean
+.PHONY: help venv control-plane prometheus postgres node image dev test test-unit test-integration lint crds verify bench bench-smoke clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -20,19 +20,26 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)  ## create .venv and install the project with its dev extras
 
-control-plane: $(STAMP)  ## build (or find) etcd, kube-apiserver, controller-manager, scheduler, kwok, helm
+control-plane: $(STAMP)  ## build (or find) etcd, kube-apiserver, controller-manager, scheduler, kwok, kubelet, kube-proxy, kubectl, helm
 	$(DATAJOBS) cluster --ensure-binaries
+
+prometheus: $(STAMP)  ## build (or find) Prometheus and promtool, for the alert and dashboard tests
+	$(PY) -c 'from datajobs.localcluster import prometheus; print(prometheus.ensure()["prometheus"].parent)'
 
 image: $(STAMP)  ## build (or find, cached by content) the pause image and the Dockerfile's image: no Docker, no registry
 	$(PY) -m datajobs.localcluster.images
 
-dev: $(STAMP)  ## run the product on an embedded local cluster (Ctrl-C stops everything)
+dev: $(STAMP) node  ## run the product on an embedded local cluster (Ctrl-C stops everything)
 	$(DATAJOBS) dev
 
 postgres:  ## install PostgreSQL (Debian package) for the reference workers' tests
 	bash scripts/postgres.sh install
 
-test: $(STAMP) control-plane postgres  ## run unit and integration tests against a real local control plane
+node:  ## install the real node's runtime (containerd, runc, CNI plugins, iptables: Debian packages; needs root)
+	@if [ "$$(id -u)" = 0 ] && [ "$$(uname -s)" = Linux ]; then bash scripts/node.sh install; \
+	  else echo "node: not root on Linux: no real node here, the fake (kwok) nodes remain"; fi
+
+test: $(STAMP) control-plane prometheus postgres node  ## run unit and integration tests against a real local control plane
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 test-unit: $(STAMP)  ## unit tests only (no cluster)

@@ -24,7 +24,7 @@ NS = "datajobs-system"
 JOBS = ["integrityjobs", "maskingexecutions"]
 
 OPERATOR_RULES = [
-    {"apiGroups": ["datajobs.io"], "resources": JOBS, "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["datajobs.io"], "resources": JOBS, "verbs": ["get", "list", "watch", "delete"]},
     {"apiGroups": ["datajobs.io"], "resources": [f"{r}/status" for r in JOBS], "verbs": ["patch"]},
     {
         "apiGroups": [""],
@@ -32,6 +32,8 @@ OPERATOR_RULES = [
         "verbs": ["get", "list", "watch", "create", "delete", "patch"],
     },
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
 ]
 OPERATOR_STATE_RULES = [
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},

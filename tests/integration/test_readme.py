@@ -5,7 +5,8 @@ root); the ```text block that follows it, if any, is its expected output. In the
 within a line stands for any text, a line that is only `...` for any number of lines, and runs of
 spaces for any run of spaces (table columns). The blocks run in README order, in one environment: the
 `KUBECONFIG`, `ADAPTER` and `KEY` that `make dev` would give (here: the test's cluster with the test's
-namespace as the default, a running operator and adapter) and the pinned kubectl and helm on PATH.
+namespace as the default, a running operator and adapter) and the pinned kubectl and helm, and
+kubectl-datajobs, on PATH.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pytest
 import yaml
 from chartkit import REPO_ROOT, helm_exe
 from operatorkit import OperatorProcess
+from pluginkit import plugin_dir
 from test_adapter_cli import AdapterProcess
 
 from datajobs.adapter.keys import hash_key
@@ -127,7 +129,7 @@ def environment(cluster: Any, namespace: str, crds: list[str], tmp_path: Path) -
         ["--kubeconfig", str(path), "--namespace", namespace, "--api-keys-file", str(keys)],
         tmp_path / "adapter.log",
     )
-    tools = f"{Path(kubectl_exe()).parent}:{helm_exe().parent}"
+    tools = f"{Path(kubectl_exe()).parent}:{helm_exe().parent}:{plugin_dir()}"  # plugin_dir: kubectl datajobs
     env = {
         **os.environ,
         "KUBECONFIG": str(path),
@@ -158,6 +160,7 @@ def shell_script(example: Example, state: Path) -> str:
     return f"set -euo pipefail\nsource {state}\n{example.script}\n{keep}"
 
 
+@pytest.mark.timeout(900)  # the whole user guide, block by block (each block has its own 180 s limit)
 def test_readme_commands_print_what_the_readme_shows(environment: dict[str, str], tmp_path: Path) -> None:
     assert shutil.which("curl"), "the README's HTTP examples need curl"
     state = tmp_path / "shell-variables.sh"

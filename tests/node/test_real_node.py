@@ -86,9 +86,7 @@ def test_the_node_is_real_and_every_address_it_reports_is_inside_the_namespace(
     run_pod(core, namespace, pod_body("addr", real_node, "import time; time.sleep(600)"))
     pod = wait_running(core, namespace, "addr")
     assert pod.spec.node_name == real_node.name
-    assert [ip.ip for ip in pod.status.pod_i_ps] and all(
-        inside_namespace(ip.ip) for ip in pod.status.pod_i_ps
-    )
+    assert [ip.ip for ip in pod.status.pod_ips] and all(inside_namespace(ip.ip) for ip in pod.status.pod_ips)
     assert inside_namespace(pod.status.host_ip)
 
     slices = client.DiscoveryV1Api(kube_api).list_endpoint_slice_for_all_namespaces().items

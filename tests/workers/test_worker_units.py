@@ -146,3 +146,35 @@ def test_progress_is_sent_at_most_every_two_seconds_and_the_last_value_is_flushe
     assert 2 <= len(times) <= 4, times
     assert all(b - a >= 1.99 for a, b in itertools.pairwise(times))
     assert api.calls[-1][1]["rowsMasked"] == n
+
+
+@given(
+    st.text(alphabet=st.characters(min_codepoint=1, max_codepoint=127), max_size=150),
+    st.binary(min_size=150, max_size=150),
+)
+def test_the_whole_string_mapping_of_ascii_text_is_the_per_character_mapping(value, stream):
+    assert algorithms._same_classes(value, stream) == algorithms._same_classes_by_char(value, stream)
+
+
+def phone_by_character(key: bytes, value: str, keep: int) -> str:
+    """The rule as docs/worker-protocol.md states it, one character at a time (the fast path's oracle)."""
+    digits = "".join(c for c in value if c.isdigit())
+    stream = algorithms._keyed_bytes(key, "phone", digits, len(digits))
+    out, seen = [], 0
+    for c in value:
+        if c.isdigit():
+            out.append(c if seen < keep else algorithms._DIGITS[stream[seen]])
+            seen += 1
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+@given(st.from_regex(r"\+?[0-9 ().\-/]{7,40}", fullmatch=True), st.integers(min_value=0, max_value=15))
+def test_phone_replaces_exactly_the_digits_after_the_kept_ones(value, keep):
+    try:
+        masked = algorithms.phone(KEY, value, keep)
+    except algorithms.NonConforming:
+        assert not 7 <= sum(c.isdigit() for c in value) <= 15
+        return
+    assert masked == phone_by_character(KEY, value, keep)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import re
 import string
 
@@ -38,11 +39,37 @@ _UPPER = [chr(65 + b % 26) for b in range(256)]
 _CLASS = {c: _DIGITS for c in string.digits} | {c: _LOWER for c in string.ascii_lowercase}
 _CLASS |= {c: _UPPER for c in string.ascii_uppercase}
 
+# The same mapping for ASCII text, a whole string per C call: stream byte -> the class's character, and
+# value byte -> 0xFF where it is of the class (masks combined as big integers).
+_TO_DIGIT = bytes(ord(c) for c in _DIGITS)
+_TO_LOWER = bytes(ord(c) for c in _LOWER)
+_TO_UPPER = bytes(ord(c) for c in _UPPER)
+_IS_DIGIT = bytes(255 if chr(b) in string.digits else 0 for b in range(256))
+_IS_LOWER = bytes(255 if chr(b) in string.ascii_lowercase else 0 for b in range(256))
+_IS_UPPER = bytes(255 if chr(b) in string.ascii_uppercase else 0 for b in range(256))
+
 
 def _same_classes(chars: str, stream: bytes) -> str:
     """Replace each ASCII digit, lower- and upper-case letter by one of its class; keep the rest.
 
     Character i uses byte i of the keyed stream (so `stream` must be at least as long as `chars`)."""
+    if not chars.isascii():
+        return _same_classes_by_char(chars, stream)
+    value = chars.encode("ascii")
+    part = stream[: len(value)]
+    whole = int.from_bytes
+    digit, lower, upper = (whole(value.translate(t)) for t in (_IS_DIGIT, _IS_LOWER, _IS_UPPER))
+    out = (
+        (whole(value) & ~(digit | lower | upper))
+        | (whole(part.translate(_TO_DIGIT)) & digit)
+        | (whole(part.translate(_TO_LOWER)) & lower)
+        | (whole(part.translate(_TO_UPPER)) & upper)
+    )
+    return out.to_bytes(len(value), "big").decode("ascii")
+
+
+def _same_classes_by_char(chars: str, stream: bytes) -> str:
+    """`_same_classes`, one character at a time (any text)."""
     return "".join(
         t[b] if (t := _CLASS.get(c)) is not None else c for c, b in zip(chars, stream, strict=False)
     )
@@ -82,6 +109,8 @@ def email(key: bytes, value: object, keep_domain: bool = True) -> str:
 
 
 _PHONE = re.compile(r"^\+?[0-9 ().\-/]+$")
+_PHONE_PUNCTUATION = str.maketrans("", "", "+ ().-/")  # what a conforming number has besides digits
+_DIGITS_AS_SLOTS = str.maketrans(dict.fromkeys(string.digits, "\x00"))
 
 
 def phone(key: bytes, value: object, keep_leading_digits: int = 0) -> str:
@@ -90,18 +119,15 @@ def phone(key: bytes, value: object, keep_leading_digits: int = 0) -> str:
     Conforming values have 7 to 15 digits and only `+ ( ) . - /` and spaces besides."""
     if not isinstance(value, str) or _PHONE.match(value) is None:
         raise NonConforming("not a phone number")
-    digits = "".join(ch for ch in value if ch.isdigit())
+    digits = value.translate(_PHONE_PUNCTUATION)
     if not 7 <= len(digits) <= 15:
         raise NonConforming("a phone number has 7 to 15 digits")
     stream = _keyed_bytes(key, "phone", digits, len(digits))
-    out, seen = [], 0
-    for ch in value:
-        if "0" <= ch <= "9":
-            out.append(ch if seen < keep_leading_digits else _DIGITS[stream[seen]])
-            seen += 1
-        else:
-            out.append(ch)
-    return "".join(out)
+    kept = (
+        digits[:keep_leading_digits] + stream[keep_leading_digits : len(digits)].translate(_TO_DIGIT).decode()
+    )
+    slots = value.translate(_DIGITS_AS_SLOTS).split("\x00")  # the layout around each digit
+    return "".join(itertools.chain.from_iterable(zip(slots, kept, strict=False))) + slots[-1]
 
 
 def date_shift_days(key: bytes, row_key: str, max_days: int) -> int:

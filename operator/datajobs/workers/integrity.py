@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,9 +198,20 @@ class ModelCheck:
     rate: float
     typed: bool  # rows compared by their columns' type hashes (segments.row_hash)
     key_typed: bool  # keys bucketed by their columns' type hashes
+    only_partitions: list[int] | None = None  # key buckets look only at rows of these partitions
+
+    def _in_partitions(self) -> sql.Composable:
+        """A differing key has its row on each side in a mismatched partition: the others can be skipped."""
+        if self.only_partitions is None:
+            return sql.SQL("")
+        return sql.SQL(" AND {} = ANY(%(partitions)s::bigint[])").format(self._pb())
+
+    def params(self, side: Side, **extra: Any) -> dict[str, Any]:
+        restrict = {} if self.only_partitions is None else {"partitions": self.only_partitions}
+        return {**side.params, **restrict, **extra}
 
     def _lm(self) -> sql.Composable:
-        return sql.SQL("extract(epoch FROM {})::float8").format(sql.Identifier(self.plan.last_modified))
+        return sql.SQL("date_part('epoch', {})").format(sql.Identifier(self.plan.last_modified))
 
     def _h(self) -> sql.Composable:
         return segments.row_hash(self.columns, self.typed)
@@ -229,9 +240,15 @@ class ModelCheck:
         # OFFSET 0: as in partitions_query
         return sql.SQL(
             "SELECT kb, count(*), coalesce(bit_xor(h), 0) FROM ("
-            "SELECT {kb} AS kb, {h} AS h FROM {t} WHERE {where}{dirty} OFFSET 0) AS r GROUP BY kb ORDER BY kb"
+            "SELECT {kb} AS kb, {h} AS h FROM {t} WHERE {where}{parts}{dirty} OFFSET 0) AS r"
+            " GROUP BY kb ORDER BY kb"
         ).format(
-            kb=segments.bucket_of(self._kh(), bits), h=self._h(), t=side.target, where=side.where, dirty=dirty
+            kb=segments.bucket_of(self._kh(), bits),
+            h=self._h(),
+            t=side.target,
+            where=side.where,
+            parts=self._in_partitions(),
+            dirty=dirty,
         )
 
     def rows_query(self, side: Side, bits: int) -> sql.Composed:
@@ -242,13 +259,17 @@ class ModelCheck:
             order.append(
                 sql.SQL('{} COLLATE "C"').format(ident) if side.table.columns[name].category == "S" else ident
             )
-        return sql.SQL("SELECT {key}, {lm}, {h} FROM {t} WHERE {where} AND {dirty} ORDER BY {order}").format(
+        dirty = sql.SQL(" AND {}").format(segments.in_buckets(self._kh(), bits)) if bits else sql.SQL("")
+        return sql.SQL(
+            "SELECT {key}, {lm}, {h} FROM {t} WHERE {where}{parts}{dirty} ORDER BY {order}"
+        ).format(
+            parts=self._in_partitions(),
             key=sql.SQL(", ").join(sql.Identifier(k) for k in self.key),
             lm=self._lm(),
             h=self._h(),
             t=side.target,
             where=side.where,
-            dirty=segments.in_buckets(self._kh(), bits),
+            dirty=dirty,
             order=sql.SQL(", ").join(order),
         )
 
@@ -354,6 +375,9 @@ class IntegrityWorker:
                 conn.execute("SET default_transaction_read_only = on")
                 conn.execute("SET jit = off")  # compiling costs more than it saves for these scans
                 conn.execute("SET work_mem = '64MB'")  # the bucket sums hash-aggregate in memory
+                # cursors are read to the end: plan them for the whole result (a sort after one scan),
+                # not for their first rows (an index walk that would scan lazily, one side at a time)
+                conn.execute("SET cursor_tuple_fraction = 1.0")
                 conn.commit()
                 self.connections.append(conn)
             src, dst = self.connections
@@ -453,6 +477,7 @@ class IntegrityWorker:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="integrity")
         futures = [self._pool.submit(query, side) for side in (check.source, check.destination)]
+        wait(futures)  # both, even when one fails: no thread may still use a connection afterwards
         return futures[0].result(), futures[1].result()
 
     def _check_rows(self, check: ModelCheck) -> tuple[list[MismatchedPartition], Tally, int]:
@@ -472,9 +497,17 @@ class IntegrityWorker:
         if not mismatched:  # the same rows on both sides (up to a 2^-64 chance)
             tally.compared = sum(n for n, _ in source.values())
         else:
-            rows = max(sum(n for n, _ in source.values()), sum(n for n, _ in destination.values()))
-            difference = self._buckets(check, segments.first_bits(rows), None)
-            tally.compared = difference.agreeing_rows
+            buckets = source.keys() | destination.keys()
+            differing = sorted(b for b in buckets if source.get(b) != destination.get(b))
+            if len(differing) < len(buckets):
+                check.only_partitions = differing
+                tally.compared = sum(n for b, (n, _) in source.items() if source[b] == destination.get(b))
+            rows = max(sum(sides.get(b, (0, 0))[0] for b in differing) for sides in (source, destination))
+            if check.only_partitions is not None and rows <= self.config.stream_rows:
+                difference = segments.everything(rows)  # few rows in the differing partitions: stream all
+            else:
+                difference = self._buckets(check, segments.first_bits(rows), None)
+                tally.compared += difference.agreeing_rows
             while difference.dirty and difference.worth_refining(self.config.stream_rows):
                 difference = self._buckets(check, difference.bits + segments.REFINE_BITS, difference)
                 tally.compared += difference.agreeing_rows
@@ -489,7 +522,7 @@ class IntegrityWorker:
 
     def _newest(self, check: ModelCheck) -> float | None:
         row = check.destination.conn.execute(
-            sql.SQL("SELECT max(extract(epoch FROM {})::float8) FROM {}").format(
+            sql.SQL("SELECT max(date_part('epoch', {})) FROM {}").format(
                 sql.Identifier(check.plan.last_modified), check.destination.target
             )
         ).fetchone()
@@ -516,7 +549,7 @@ class IntegrityWorker:
             cur = side.conn.cursor(name="datajobs_buckets")
             cur.itersize = size
             query = check.buckets_query(side, bits, within.bits if within else None)
-            cur.execute(query, {**side.params, **params})
+            cur.execute(query, check.params(side, **params))
             return cur, cur.fetchmany(size)  # the database has aggregated once the first rows are here
 
         def rows(cur: psycopg.ServerCursor, batch: list[Any]) -> Iterator[tuple[int, int, int]]:
@@ -553,37 +586,60 @@ class IntegrityWorker:
                 )
         return mismatched
 
+    def _open(
+        self, check: ModelCheck, side: Side, buckets: Difference
+    ) -> tuple[psycopg.ServerCursor, list[Any]]:
+        """The rows of the differing buckets, in key order: the cursor and its first batch (by then the
+        database has scanned and sorted)."""
+        cur = side.conn.cursor(name="datajobs_rows")
+        cur.itersize = self.config.batch_size
+        cur.execute(check.rows_query(side, buckets.bits), check.params(side, buckets=bytes(buckets.buckets)))
+        return cur, cur.fetchmany(self.config.batch_size)
+
     def _stream(
-        self, check: ModelCheck, side: Side, name: str, buckets: Difference
+        self, check: ModelCheck, side: Side, cur: psycopg.ServerCursor, batch: list[Any]
     ) -> Iterator[tuple[Any, ...]]:
-        size = self.config.batch_size
-        with side.conn.cursor(name=name) as cur:
-            cur.itersize = size
-            cur.execute(
-                check.rows_query(side, buckets.bits), {**side.params, "buckets": bytes(buckets.buckets)}
-            )
-            previous: tuple[Any, ...] | None = None
-            n = len(check.key)
-            while True:
-                batch = cur.fetchmany(size)
-                if not batch:
-                    return
-                self.watcher.check()
-                for row in batch:
-                    key = tuple(row[:n])
-                    if previous is not None and not previous < key:
-                        raise ModelError(
-                            f"keys of {side.table.qualified} do not sort consistently ({previous!r}, {key!r})"
-                        )
-                    previous = key
-                    yield key, row[n], row[n + 1]
+        previous: tuple[Any, ...] | None = None
+        n = len(check.key)
+        while batch:
+            for row in batch:
+                key = tuple(row[:n])
+                if previous is not None and not previous < key:
+                    raise ModelError(
+                        f"keys of {side.table.qualified} do not sort consistently ({previous!r}, {key!r})"
+                    )
+                previous = key
+                yield key, row[n], row[n + 1]
+            self.watcher.check()
+            batch = cur.fetchmany(self.config.batch_size)
 
     def _compare(
         self, check: ModelCheck, buckets: Difference, high_water: float | None, tally: Tally
     ) -> None:
         """Merge-join the rows of the differing buckets by key and classify each key."""
-        source = self._stream(check, check.source, "datajobs_source", buckets)
-        destination = self._stream(check, check.destination, "datajobs_destination", buckets)
+        (src_cur, src_first), (dst_cur, dst_first) = self._both(
+            check, lambda side: self._open(check, side, buckets)
+        )
+        try:
+            self._merge(
+                check,
+                self._stream(check, check.source, src_cur, src_first),
+                self._stream(check, check.destination, dst_cur, dst_first),
+                high_water,
+                tally,
+            )
+        finally:
+            src_cur.close()
+            dst_cur.close()
+
+    def _merge(
+        self,
+        check: ModelCheck,
+        source: Iterator[tuple[Any, ...]],
+        destination: Iterator[tuple[Any, ...]],
+        high_water: float | None,
+        tally: Tally,
+    ) -> None:
         s, d = next(source, None), next(destination, None)
         last_progress = time.monotonic()
         while s is not None or d is not None:

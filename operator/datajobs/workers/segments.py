@@ -134,3 +134,8 @@ def compare(
             out._mark(d[0], d[1])
             d = next(destination, end)
     return out
+
+
+def everything(rows: int) -> Difference:
+    """One bucket holding every row (bits 0): stream them all."""
+    return Difference(0, bytearray(b"\x01"), dirty=1, rows=rows)
