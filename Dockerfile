@@ -13,12 +13,14 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml ./
 COPY operator ./operator
 # The build's pip lives in a throwaway virtualenv (from ensurepip: the same on every base, and never the
 # base's own pip). `pip wheel .` builds only this project's wheel; the dependencies come from the index as
-# wheels (no compiler in this stage either). The application's virtualenv gets no pip of its own.
-RUN python3 -m venv /opt/build \
+# wheels (no compiler in this stage either). The application's virtualenv gets no pip of its own. The
+# README is the wheel's long description only: an empty one keeps docs edits from changing the image.
+RUN : > README.md \
+    && python3 -m venv /opt/build \
     && /opt/build/bin/pip wheel --no-deps --wheel-dir /wheels . \
     && python3 -m venv --without-pip /opt/datajobs \
     && /opt/build/bin/pip --python /opt/datajobs/bin/python install --no-compile --only-binary=:all: \

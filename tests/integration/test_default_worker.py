@@ -221,7 +221,8 @@ def seed_models(dsn: str, schema: str, count: int) -> list[str]:
             DO $$ BEGIN FOR i IN 0..{count - 1} LOOP
               EXECUTE format('CREATE TABLE {schema}.%I (id int PRIMARY KEY, v text, updated_at timestamptz)',
                              'm' || lpad(i::text, 4, '0'));
-              EXECUTE format('INSERT INTO {schema}.%I VALUES (1, ''a'', now()), (2, ''b'', now())',
+              EXECUTE format('INSERT INTO {schema}.%I VALUES '
+                             || '(1, ''a'', ''2024-05-01Z''), (2, ''b'', ''2024-05-02Z'')',
                              'm' || lpad(i::text, 4, '0'));
             END LOOP; END $$;
             """  # type: ignore[arg-type]

@@ -6,9 +6,11 @@ Import the fixtures into a test module: `from workerkit import jobs, node_operat
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -16,6 +18,8 @@ import yaml
 from kubernetes import client, watch
 from operatorkit import GROUP, PLURALS, VERSION, Jobs, jobs, run_operator  # noqa: F401 (fixtures)
 from pgcluster import Postgres, postgres  # noqa: F401 (fixture)
+
+from helpers import kubectl_exe
 
 WORKER_SA = "datajobs-worker"
 
@@ -95,6 +99,7 @@ def make_rules(core: client.CoreV1Api, namespace: str, name: str, rules: dict[st
 @dataclass
 class Seen:
     at: float  # time.monotonic() when the test received it
+    wall: float  # time.time() then (to compare with the kubelet's log timestamps)
     type: str
     resource_version: int
     obj: Any
@@ -116,7 +121,9 @@ class Recorder:
                     list_fn, *args, field_selector=f"metadata.name={name}", timeout_seconds=300
                 ):
                     obj = event["object"]
-                    self.versions.append(Seen(time.monotonic(), event["type"], int(rv_of(obj)), obj))
+                    self.versions.append(
+                        Seen(time.monotonic(), time.time(), event["type"], int(rv_of(obj)), obj)
+                    )
                     if event["type"] == "DELETED":
                         self.deleted.set()
                         self._watch.stop()
@@ -169,3 +176,33 @@ def terminated_state(pod: client.V1Pod) -> client.V1ContainerStateTerminated | N
 
 def pod_gone(jobs_: Jobs, job: str) -> bool:
     return jobs_.pod(job) is None
+
+
+class LogStream:
+    """`kubectl logs -f --timestamps` of a running pod in a thread: each line with the kubelet's wall time."""
+
+    def __init__(self, kubeconfig: str, namespace: str, pod: str) -> None:
+        self.lines: list[tuple[float, str]] = []
+        argv = [kubectl_exe(), "--kubeconfig", kubeconfig, "-n", namespace, "logs", "-f", "--timestamps", pod]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            stamp, _, text = line.rstrip("\n").partition(" ")
+            try:  # RFC 3339 with nanoseconds: keep microseconds
+                head, _, frac = stamp.rstrip("Z").partition(".")
+                wall = datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00").timestamp()
+            except ValueError:
+                continue
+            self.lines.append((wall, text))
+
+    def first(self, needle: str) -> float | None:
+        return next((wall for wall, text in list(self.lines) if needle in text), None)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        self.proc.wait(timeout=10)

@@ -65,6 +65,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds a worker may take to start before its job FAILS (spec.startDeadlineSeconds wins)",
     )
     parser.add_argument(
+        "--active-deadline",
+        type=float,
+        default=float(v) if (v := _env("ACTIVE_DEADLINE")) else None,
+        metavar="SECONDS",
+        help="seconds a job may run before it is stopped and FAILED/DeadlineExceeded, for jobs without "
+        "spec.activeDeadlineSeconds (default: no deadline)",
+    )
+    parser.add_argument(
+        "--ttl-after-finished",
+        type=float,
+        default=float(v) if (v := _env("TTL_AFTER_FINISHED")) else None,
+        metavar="SECONDS",
+        help="delete finished jobs this long after they ended, for jobs without "
+        "spec.ttlSecondsAfterFinished (default: finished jobs stay)",
+    )
+    parser.add_argument(
         "--worker-image",
         default=_env("WORKER_IMAGE", "datajobs-operator:0.1.0"),
         help="image of the default (reference) worker",
@@ -165,6 +181,8 @@ def main(args: argparse.Namespace) -> int:
         max_running=args.max_running,
         max_running_per_namespace=args.max_running_per_namespace,
         worker_start_deadline_seconds=args.worker_start_deadline,
+        active_deadline_seconds=args.active_deadline,
+        ttl_seconds_after_finished=args.ttl_after_finished,
         worker_image=args.worker_image,
         worker_service_account=args.worker_service_account,
         worker_resources=resources,

@@ -6,7 +6,7 @@
 #   image-build.sh pause <src-dir> <out.tar> <ref>          static pause binary -> docker-archive tar
 #   image-build.sh app <repo> <base.tar> <base-ref> <out.tar> <ref> <store>
 #                                                           `buildah bud` of <repo>/Dockerfile on the base
-# Tars are written to <out>.tmp and renamed, so a cached tar is always complete.
+# Tars are written to <out>.tmp.<pid> and renamed, so a cached tar is always complete.
 set -euo pipefail
 
 # runc: the image tests run the built image with it, as containerd runs a pod's containers.
@@ -47,9 +47,9 @@ pause() {
   # 65535 is the uid the upstream pause image runs as; the sandbox needs no privilege.
   umoci config --image "$work/oci:pause" --config.entrypoint /pause --config.user 65535:65535 \
     --os linux --architecture "$(arch)" --created 1970-01-01T00:00:00Z
-  rm -f "$out.tmp"
-  skopeo copy --quiet "oci:$work/oci:pause" "docker-archive:$out.tmp:$ref"
-  mv -f "$out.tmp" "$out"
+  rm -f "$out.tmp.$$"
+  skopeo copy --quiet "oci:$work/oci:pause" "docker-archive:$out.tmp.$$:$ref"
+  mv -f "$out.tmp.$$" "$out"
 }
 
 app() {
@@ -66,9 +66,9 @@ app() {
   fi
   "${b[@]}" bud --isolation chroot --pull-never --layers=false "${trust[@]}" \
     --build-arg "PYTHON_IMAGE=$base_ref" --tag "$ref" --file "$repo/Dockerfile" "$repo"
-  rm -f "$out.tmp"
-  "${b[@]}" push --quiet "$ref" "docker-archive:$out.tmp:$ref"
-  mv -f "$out.tmp" "$out"
+  rm -f "$out.tmp.$$"
+  "${b[@]}" push --quiet "$ref" "docker-archive:$out.tmp.$$:$ref"
+  mv -f "$out.tmp.$$" "$out"
 }
 
 # Removes a build's private buildah storage, also one a killed build left behind (overlay mounts).

@@ -10,6 +10,7 @@ from datajobs.models.common import (
     CamelModel,
     CancelRequest,
     Condition,
+    active_deadline_field,
     cancel_request_evaluated_field,
     cancel_requested_field,
     conditions_field,
@@ -17,6 +18,7 @@ from datajobs.models.common import (
     observed_generation_field,
     pod_template_field,
     start_deadline_field,
+    ttl_after_finished_field,
 )
 
 
@@ -44,6 +46,8 @@ class IntegrityJobSpec(CamelModel):
     )
     connection_secret_name: str | None = connection_secret_field()
     start_deadline_seconds: int | None = start_deadline_field()
+    active_deadline_seconds: int | None = active_deadline_field()
+    ttl_seconds_after_finished: int | None = ttl_after_finished_field()
     template: dict[str, Any] | None = pod_template_field()
     cancel_requested: CancelRequest | None = cancel_requested_field()
 
