@@ -264,6 +264,13 @@ CREATE_CASES: list[tuple[str, str, Any, tuple[str, ...]]] = [
         {"jobId": 1, "ttlSecondsAfterFinished": "1h"},
         ("spec.ttlSecondsAfterFinished", "integer"),
     ),
+    ("backoffLimit-negative", IJ, {"destinationId": "d", "backoffLimit": -1}, ("spec.backoffLimit",)),
+    (
+        "backoffLimit-above-10",
+        MEX,
+        {"jobId": 1, "backoffLimit": 11},
+        ("spec.backoffLimit", "less than or equal to 10"),
+    ),
     (
         "escalateAfterSeconds-zero",
         IJ,

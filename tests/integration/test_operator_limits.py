@@ -205,3 +205,72 @@ def test_a_cancel_keeps_the_workers_log_in_a_configmap_owned_by_the_job_and_dele
     with pytest.raises(client.ApiException) as gone:
         jobs.get(kind, "noisy")
     assert gone.value.status == 404
+
+
+def fail_attempt(jobs, name: str, attempt: int) -> None:
+    """Play the kubelet: the worker of `attempt` runs, then exits 1."""
+    wait_for(
+        lambda: (
+            (p := jobs.pod(name)) is not None
+            and p.status.phase == "Running"
+            and p.metadata.deletion_timestamp is None
+            and (jobs.status(KIND_OF[name], name).get("attempts") or 1) == attempt
+        ),
+        timeout=30,
+        message=f"attempt {attempt} running",
+    )
+    jobs.finish_pod(name, 1, "boom")
+
+
+KIND_OF: dict[str, str] = {}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_failing_worker_with_backoff_limit_2_runs_3_times_then_fails(kind, run_operator, jobs):
+    run_operator()
+    KIND_OF["flaky"] = kind
+    jobs.create(kind, "flaky", SPECS[kind](backoffLimit=2))
+    for attempt in (1, 2, 3):
+        fail_attempt(jobs, "flaky", attempt)
+    final = jobs.wait_status(kind, "flaky", "FAILED", timeout=30)
+    assert final["attempts"] == 3
+    assert condition(final, "Retrying")["reason"] == "AttemptStarted"
+    assert "exit code 1" in condition(final, "Finished")["message"]
+    assert_vendor_valid(kind, {k: v for k, v in final.items() if k != "attempts"})
+    wait_for(
+        lambda: (
+            jobs.event_reasons("flaky").count("Dispatched") == 3
+            and jobs.event_reasons("flaky").count("Retrying") == 2
+        ),
+        timeout=10,
+        message="3 dispatches, 2 retries",
+    )
+    kept = jobs.core.read_namespaced_config_map("flaky-worker-log", jobs.ns)
+    assert kept.metadata.annotations["datajobs.io/kept-because"] == "failure"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_cancel_during_attempt_2_ends_cancelled_with_no_attempt_3(kind, run_operator, jobs):
+    run_operator()
+    KIND_OF["flaky2"] = kind
+    recorder = PodRecorder(jobs.core.api_client, jobs.ns)
+    jobs.create(kind, "flaky2", SPECS[kind](backoffLimit=2))
+    fail_attempt(jobs, "flaky2", 1)
+    second = wait_for(
+        lambda: (
+            (p := jobs.pod("flaky2")) is not None
+            and p.status.phase == "Running"
+            and p.metadata.deletion_timestamp is None
+            and jobs.status(kind, "flaky2").get("attempts") == 2
+            and p
+        ),
+        timeout=30,
+        message="attempt 2 running",
+    )
+    jobs.cancel(kind, "flaky2", graceful=False)
+    final = jobs.wait_status(kind, "flaky2", "CANCELLED", timeout=30)
+    recorder.stop()
+    assert final["attempts"] == 2
+    assert jobs.pod("flaky2") is None
+    assert recorder.terminating["flaky2"].metadata.uid != second.metadata.uid  # attempt 1's pod went first
+    assert jobs.event_reasons("flaky2").count("Dispatched") == 2  # no attempt 3

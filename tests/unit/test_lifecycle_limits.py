@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from test_lifecycle import ENDED, KINDS, SPECS, T1, validate_vendor
 
-from datajobs.core.actions import DeleteJob, DeletePod, Emit, KeepLogs, Recheck
+from datajobs.core.actions import CreatePod, DeleteJob, DeletePod, Emit, KeepLogs, Recheck
 from datajobs.core.conditions import CANCEL_STUCK, DEADLINE_EXCEEDED, FINISHED, WORKER_POD, get_condition
 from datajobs.core.lifecycle import IMMEDIATE_GRACE_SECONDS, JobFacts, PodFacts, decide
 from datajobs.core.limits import STUCK_MARGIN_SECONDS
@@ -303,3 +303,128 @@ def test_an_escalation_deletes_without_keeping_the_log_again(kind):
     raised = decide(stuck_facts(kind, status, cancel, HELD, at(raised_at)))
     escalated = decide(stuck_facts(kind, raised.status, cancel, HELD, at(raised_at + 1)))
     assert DeletePod("job-worker", "pod-uid-1", False, 0) in escalated.actions and keeps(escalated) == []
+
+
+# --- backoffLimit -----------------------------------------------------------------------------------------
+
+CRASHED = replace(POD, phase="Failed", exit_code=2, termination_reason="Error")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_failed_worker_runs_again_after_a_backoff_then_fails_when_the_attempts_are_used_up(kind):
+    status = running(kind, backoffLimit=2)
+    first = decide(facts(kind, status=status, pod=CRASHED, now=at(1), backoffLimit=2))
+    assert first.status["status"] == "RUNNING" and first.status["attempts"] == 2
+    cond = get_condition(first.status, "Retrying")
+    assert (
+        cond["status"] == "True"
+        and "attempt 1 of 3 failed" in cond["message"]
+        and "exit code 2" in cond["message"]
+    )
+    assert KeepLogs("job-worker", "pod-uid-1", "failure") in first.actions
+    assert DeletePod("job-worker", "pod-uid-1", False, IMMEDIATE_GRACE_SECONDS) in first.actions
+    assert any(isinstance(a, Emit) and a.reason == "Retrying" and a.warning for a in first.actions)
+    # the pod is going: nothing created while it exists
+    going = decide(
+        facts(kind, status=first.status, pod=replace(CRASHED, deleting=True), now=at(2), backoffLimit=2)
+    )
+    assert not any(isinstance(a, CreatePod) for a in going.actions)
+    # gone, backoff (2 s) not over: wait; over: attempt 2 is created
+    early = decide(facts(kind, status=first.status, pod=None, now=at(2), backoffLimit=2))
+    assert early.status is None and early.actions == [Recheck(1.0)]
+    second = decide(facts(kind, status=first.status, pod=None, now=at(3), backoffLimit=2))
+    assert CreatePod() in second.actions
+    assert get_condition(second.status, "Retrying")["reason"] == "AttemptStarted"
+    # attempt 2 runs and fails: attempt 3 after 4 s
+    observed = decide(facts(kind, status=second.status, pod=POD, now=at(4), backoffLimit=2)).status
+    third = decide(facts(kind, status=observed, pod=CRASHED, now=at(5), backoffLimit=2))
+    assert (
+        third.status["attempts"] == 3
+        and "attempt 2 of 3 failed" in get_condition(third.status, "Retrying")["message"]
+    )
+    assert decide(facts(kind, status=third.status, pod=None, now=at(8), backoffLimit=2)).actions == [
+        Recheck(1.0)
+    ]
+    started = decide(facts(kind, status=third.status, pod=None, now=at(9), backoffLimit=2))
+    assert CreatePod() in started.actions
+    # attempt 3 fails: no attempts left, FAILED with the attempts shown
+    observed = decide(facts(kind, status=started.status, pod=POD, now=at(10), backoffLimit=2)).status
+    last = decide(facts(kind, status=observed, pod=CRASHED, now=at(11), backoffLimit=2))
+    assert last.status["status"] == "FAILED" and last.status["attempts"] == 3
+    assert not any(isinstance(a, CreatePod | DeletePod) for a in last.actions)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_without_a_backoff_limit_a_failure_is_final(kind):
+    decision = decide(facts(kind, status=running(kind), pod=CRASHED, now=at(1)))
+    assert decision.status["status"] == "FAILED" and "attempts" not in decision.status
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_worker_that_reports_its_own_failure_with_exit_zero_is_not_retried(kind):
+    claimed = replace(POD, phase="Succeeded", exit_code=0, termination_message='{"status": "FAILED"}')
+    decision = decide(
+        facts(kind, status=running(kind, backoffLimit=2), pod=claimed, now=at(1), backoffLimit=2)
+    )
+    assert get_condition(decision.status, "Retrying") is None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_cancel_between_attempts_ends_cancelled_with_no_next_attempt(kind):
+    first = decide(facts(kind, status=running(kind, backoffLimit=2), pod=CRASHED, now=at(1), backoffLimit=2))
+    cancel = {"graceful": True}
+    decision = decide(
+        facts(kind, status=first.status, pod=None, now=at(9), cancel=cancel, generation=2, backoffLimit=2)
+    )
+    assert decision.status["status"] == "CANCELLED"
+    assert not any(isinstance(a, CreatePod) for a in decision.actions)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_cancelled_or_deadline_stopped_attempt_is_never_retried(kind):
+    status = running(kind, backoffLimit=2, activeDeadlineSeconds=5)
+    stopping = decide(facts(kind, status=status, pod=POD, now=at(5), backoffLimit=2, activeDeadlineSeconds=5))
+    killed = replace(CRASHED, deleting=True)  # the stopped worker exits non-zero
+    gone = decide(
+        facts(kind, status=stopping.status, pod=killed, now=at(6), backoffLimit=2, activeDeadlineSeconds=5)
+    )
+    assert get_condition(gone.status or stopping.status, "Retrying") is None
+    final = decide(
+        facts(kind, status=stopping.status, pod=None, now=at(7), backoffLimit=2, activeDeadlineSeconds=5)
+    )
+    assert (
+        final.status["status"] == "FAILED"
+        and get_condition(final.status, FINISHED)["reason"] == "DeadlineExceeded"
+    )
+    cancel = {"graceful": False}
+    cancelled = decide(
+        facts(
+            kind,
+            status=running(kind, backoffLimit=2),
+            pod=POD,
+            now=at(1),
+            cancel=cancel,
+            generation=2,
+            backoffLimit=2,
+        )
+    )
+    exited = decide(
+        facts(
+            kind, status=cancelled.status, pod=killed, now=at(2), cancel=cancel, generation=2, backoffLimit=2
+        )
+    )
+    assert get_condition(exited.status or cancelled.status, "Retrying") is None
+    end = decide(
+        facts(kind, status=cancelled.status, pod=None, now=at(3), cancel=cancel, generation=2, backoffLimit=2)
+    )
+    assert end.status["status"] == "CANCELLED"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_later_attempts_start_deadline_counts_from_its_own_start(kind):
+    first = decide(facts(kind, status=running(kind, backoffLimit=1), pod=CRASHED, now=at(1), backoffLimit=1))
+    second = decide(facts(kind, status=first.status, pod=None, now=at(400), backoffLimit=1))
+    assert CreatePod() in second.actions
+    pending = replace(POD, phase="Pending")
+    waiting = decide(facts(kind, status=second.status, pod=pending, now=at(401), backoffLimit=1))
+    assert (waiting.status or second.status)["status"] == "RUNNING"

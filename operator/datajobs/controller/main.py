@@ -220,21 +220,16 @@ def main(args: argparse.Namespace) -> int:
     # needs no access to them (with the scan on and no such access, kopf retries the forbidden calls for
     # about a minute before it starts watching anything).
     settings.scanning.disabled = True
-    memo = kopf.Memo(config=config, lost_leadership=False)
-
-    async def operate() -> None:
-        memo.stop_flag = asyncio.Event()  # set when leadership is lost: kopf stops, the process exits 1
-        await kopf.operator(
+    asyncio.run(
+        kopf.operator(
             clusterwide=not config.namespaces,
             namespaces=list(config.namespaces),
             # kopf's own peering stays off: our Lease decides who acts (kopf's peering would pause the
             # watches of a standby, leaving it nothing to take over with)
             standalone=True,
             liveness_endpoint=liveness,
-            memo=memo,
+            memo=kopf.Memo(config=config),
             settings=settings,
-            stop_flag=memo.stop_flag,
         )
-
-    asyncio.run(operate())
-    return 1 if memo.lost_leadership else 0
+    )
+    return 0

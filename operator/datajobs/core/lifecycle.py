@@ -14,10 +14,12 @@ from typing import Any
 
 from datajobs.core.actions import Action, CreatePod, DeletePod, Emit, KeepLogs, Recheck
 from datajobs.core.conditions import (
+    ATTEMPTS,
     CANCEL_REQUEST,
     CANCELLING,
     DEADLINE_EXCEEDED,
     FINISHED,
+    RETRYING,
     WORKER_POD,
     get_condition,
     set_condition,
@@ -29,6 +31,7 @@ from datajobs.core.limits import (
     in_deadline_stop,
     limit,
     seconds_between,
+    waiting_to_retry,
     watch_stuck,
 )
 from datajobs.core.report import decode_report
@@ -187,12 +190,14 @@ def decide(facts: JobFacts) -> Decision:
             watch_stuck(facts.pod, since, grace, escalate, status, generation, now, actions)
     elif current is JobStatus.RUNNING and in_deadline_stop(status):
         _deadline_stop(shape, facts, status, generation, actions)
+    elif current is JobStatus.RUNNING and waiting_to_retry(status):
+        _retry_wait(shape, facts, status, generation, actions)
     elif current is JobStatus.RUNNING:
         deadline = limit(facts.spec, "activeDeadlineSeconds", facts.active_deadline_seconds)
         started = status.get(shape.started)
         if deadline_passed(deadline, started, facts.pod, status, generation, now, actions):
             _deadline_stop(shape, facts, status, generation, actions)
-        else:
+        elif not _retried(shape, facts, status, generation, actions):
             _running(shape, facts, status, generation, actions)
     elif current in TERMINAL_STATUSES and _left_unstarted(status, facts.pod):
         assert facts.pod is not None
@@ -235,6 +240,69 @@ def _deadline_stop(
         actions.append(_delete(pod, graceful=True))
     since = str(exceeded.get("lastTransitionTime") or now)
     watch_stuck(pod, since, _delete(pod, True).grace_seconds, None, status, generation, now, actions)
+
+
+def _retried(
+    shape: StatusShape, facts: JobFacts, status: dict[str, Any], generation: int, actions: list[Action]
+) -> bool:
+    """A worker pod that failed (not the user's doing: a crash, an exit code, OOM) with attempts left under
+    spec.backoffLimit: keep its log, remove it, and wait to start the next attempt (True)."""
+    pod = facts.pod
+    backoff_limit = int(facts.spec.get("backoffLimit") or 0)
+    attempt = int(status.get(ATTEMPTS) or 1)
+    if pod is None or pod.phase != "Failed" or attempt > backoff_limit:
+        return False
+    trial = copy.deepcopy(status)
+    _running(shape, facts, trial, generation, [])
+    if trial.get("status") != JobStatus.FAILED.value:
+        return False
+    why = (get_condition(trial, FINISHED) or {}).get("message", "worker failed")
+    delay = create_retry_seconds(attempt - 1)
+    message = f"attempt {attempt} of {backoff_limit + 1} failed: {why}; the next in {delay:g} s"[:32768]
+    status[ATTEMPTS] = attempt + 1
+    set_condition(status, RETRYING, True, "BackoffWaiting", message, generation, facts.now)
+    set_condition(
+        status, WORKER_POD, False, "Retrying", f"removing failed worker pod {pod.name}", generation, facts.now
+    )
+    actions.append(Emit("Retrying", message, warning=True))
+    actions.append(KeepLogs(pod.name, pod.uid, "failure"))
+    if not pod.deleting:
+        actions.append(_delete(pod, graceful=False))
+    actions.append(Recheck(delay))
+    return True
+
+
+def _retry_wait(
+    shape: StatusShape, facts: JobFacts, status: dict[str, Any], generation: int, actions: list[Action]
+) -> None:
+    """Between attempts: the failed pod goes, then after its backoff the next attempt's pod is created."""
+    pod, now = facts.pod, facts.now
+    if pod is not None:
+        if not pod.deleting:
+            actions.append(_delete(pod, graceful=False))
+        return
+    deadline = limit(facts.spec, "activeDeadlineSeconds", facts.active_deadline_seconds)
+    started = str(status.get(shape.started) or now)
+    if deadline is not None and seconds_between(started, now) >= deadline:
+        message = (
+            f"the job ran longer than its deadline of {deadline:g} s (activeDeadlineSeconds) between attempts"
+        )
+        set_condition(status, RETRYING, False, DEADLINE_EXCEEDED, message, generation, now)
+        _finish(shape, status, JobStatus.FAILED, message, generation, now, actions, DEADLINE_EXCEEDED)
+        return
+    waiting = get_condition(status, RETRYING) or {}
+    attempt = int(status.get(ATTEMPTS) or 2)
+    left = create_retry_seconds(attempt - 2) - seconds_between(
+        str(waiting.get("lastTransitionTime") or now), now
+    )
+    if left > 0:
+        actions.append(Recheck(left))
+        return
+    message = f"attempt {attempt} of {int(facts.spec.get('backoffLimit') or 0) + 1} started"
+    set_condition(status, RETRYING, False, "AttemptStarted", message, generation, now)
+    set_condition(status, WORKER_POD, False, "Creating", "creating the worker pod", generation, now)
+    actions.append(CreatePod())
+    actions.append(Emit("Dispatched", f"worker pod created ({message})"))
 
 
 def _new_request(status: dict[str, Any], cancel: dict[str, Any], generation: int, current: JobStatus) -> bool:
@@ -340,6 +408,9 @@ def _start_deadline_passed(
     removed (True); before it, a recheck at the deadline is asked for (False)."""
     deadline = float(facts.spec.get("startDeadlineSeconds") or facts.start_deadline_seconds)
     started = status.get(shape.started)
+    retry = get_condition(status, RETRYING)
+    if retry is not None and retry.get("reason") == "AttemptStarted":  # a later attempt: from its start
+        started = retry.get("lastTransitionTime") or started
     elapsed = seconds_between(str(started), facts.now) if started else 0.0
     if elapsed < deadline:
         actions.append(Recheck(deadline - elapsed + 0.5))

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from datajobs.core.actions import Action, DeleteJob, DeletePod, Emit, Recheck
-from datajobs.core.conditions import CANCEL_STUCK, DEADLINE_EXCEEDED, get_condition, set_condition
+from datajobs.core.conditions import CANCEL_STUCK, DEADLINE_EXCEEDED, RETRYING, get_condition, set_condition
 
 if TYPE_CHECKING:
     from datajobs.core.lifecycle import PodFacts
@@ -58,6 +58,11 @@ def deadline_passed(
 
 def in_deadline_stop(status: dict[str, Any]) -> bool:
     cond = get_condition(status, DEADLINE_EXCEEDED)
+    return cond is not None and cond.get("status") == "True"
+
+
+def waiting_to_retry(status: dict[str, Any]) -> bool:
+    cond = get_condition(status, RETRYING)
     return cond is not None and cond.get("status") == "True"
 
 

@@ -201,3 +201,24 @@ def ttl_after_finished_field() -> Any:
             "unless set)."
         ),
     )
+
+
+def backoff_limit_field() -> Any:
+    return Field(
+        default=None,
+        ge=0,
+        le=10,
+        description=(
+            "How many times a failed worker (a non-zero exit, a crash, OOM: not the user's doing) is run "
+            "again, after 2, 4, 8, ... s. A cancel, a deadline or a rejected cancel is never retried. "
+            "status.attempts is the attempt running now. Default 0."
+        ),
+    )
+
+
+def attempts_field() -> Any:
+    return Field(
+        default=None,
+        ge=1,
+        description="The attempt running now, or the last one (absent: the first); see spec.backoffLimit.",
+    )

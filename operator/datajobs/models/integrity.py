@@ -11,6 +11,8 @@ from datajobs.models.common import (
     CancelRequest,
     Condition,
     active_deadline_field,
+    attempts_field,
+    backoff_limit_field,
     cancel_request_evaluated_field,
     cancel_requested_field,
     conditions_field,
@@ -48,6 +50,7 @@ class IntegrityJobSpec(CamelModel):
     start_deadline_seconds: int | None = start_deadline_field()
     active_deadline_seconds: int | None = active_deadline_field()
     ttl_seconds_after_finished: int | None = ttl_after_finished_field()
+    backoff_limit: int | None = backoff_limit_field()
     template: dict[str, Any] | None = pod_template_field()
     cancel_requested: CancelRequest | None = cancel_requested_field()
 
@@ -134,6 +137,7 @@ class IntegrityJobStatus(DataIntegrityJobResource):
     observedGeneration: int | None = observed_generation_field()
     conditions: list[Condition] | None = conditions_field()
     cancelRequestEvaluated: CancelRequest | None = cancel_request_evaluated_field()
+    attempts: int | None = attempts_field()
 
 
 VENDOR_FIELDS = tuple(DataIntegrityJobResource.model_fields)

@@ -14,6 +14,8 @@ from datajobs.models.common import (
     Condition,
     JobStatus,
     active_deadline_field,
+    attempts_field,
+    backoff_limit_field,
     cancel_request_evaluated_field,
     cancel_requested_field,
     conditions_field,
@@ -59,6 +61,7 @@ class MaskingExecutionSpec(CamelModel):
     start_deadline_seconds: int | None = start_deadline_field()
     active_deadline_seconds: int | None = active_deadline_field()
     ttl_seconds_after_finished: int | None = ttl_after_finished_field()
+    backoff_limit: int | None = backoff_limit_field()
     masking_rules_config_map: str | None = Field(
         default=None,
         min_length=1,
@@ -156,6 +159,7 @@ class MaskingExecutionStatus(Execution):
     observed_generation: int | None = observed_generation_field()
     conditions: list[Condition] | None = conditions_field()
     cancel_request_evaluated: CancelRequest | None = cancel_request_evaluated_field()
+    attempts: int | None = attempts_field()
 
 
 VENDOR_FIELDS = tuple(Execution.model_fields)
