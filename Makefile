@@ -7,7 +7,7 @@ DATAJOBS := $(VENV)/bin/datajobs
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: help venv control-plane prometheus postgres node image dev test test-unit test-integration lint crds verify bench bench-smoke clean
+.PHONY: help venv control-plane prometheus postgres node image dev test test-unit test-integration lint crds verify bench bench-smoke bench-workers clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -66,6 +66,10 @@ verify: crds  ## regenerate everything generated and fail on any diff
 
 bench: $(STAMP) control-plane  ## benchmark vs the Job controller (N=1,000 and 5,000; 10,000 for memory); BENCH_ARGS=...
 	$(PY) -m bench.run --full $(BENCH_ARGS)
+
+bench-workers: $(STAMP) postgres  ## the reference workers vs reladiff hashdiff and a plain UPDATE; BENCH_ARGS='--rows 1000000 --rows 10000000'
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m bench.workers_bench $(BENCH_ARGS)
 
 bench-smoke: $(STAMP) control-plane  ## the benchmark with tiny N (< 2 min; CI runs it via tests/integration/test_bench_smoke.py)
 	$(PY) -m bench.run --smoke $(BENCH_ARGS)

@@ -79,20 +79,12 @@ PANELS: list[tuple[str, str, int, list[dict[str, Any]], str]] = [
         "From a cancel request seen to the pod's deletion requested (delete_requested) and to CANCELLED.",
     ),
     (
-        "Stuck cancels (at least)",
+        "Stuck stops (CancelStuck)",
         "short",
         12,
-        [
-            _q(
-                "clamp_min(sum by (kind) (datajobs_cancel_latency_seconds_count"
-                f'{{phase="delete_requested",{NS}}} offset 5m) - (sum by (kind) '
-                f'(datajobs_cancel_latency_seconds_count{{phase="cancelled",{NS}}}) or sum by (kind) '
-                f'(datajobs_cancel_latency_seconds_count{{phase="delete_requested",{NS}}}) * 0), 0)',
-                "{{kind}}",
-            )
-        ],
-        "Pod deletions requested over 5 minutes ago, minus jobs CANCELLED: cancels still waiting for their "
-        "pod to go (the DatajobsCancelStuck measure; a lower bound, wrong for 5 min after a restart).",
+        [_q(f"max by (kind) (datajobs_stuck_stops{{{NS}}})", "{{kind}}")],
+        "Jobs whose stopped worker pod is still there past its grace (a finalizer, a lost node): the "
+        "DatajobsCancelStuck alert's measure.",
     ),
     (
         "Reconcile errors per second",
@@ -169,6 +161,14 @@ PANELS: list[tuple[str, str, int, list[dict[str, Any]], str]] = [
             )
         ],
         "Requests without a valid API key.",
+    ),
+    (
+        "Leader Lease by replica",
+        "short",
+        24,
+        [_q(f"max by (identity) (datajobs_leader{{{NS}}})", "{{identity}}")],
+        "1 on the replica holding the leader Lease (the only one that dispatches, cancels and writes "
+        "status), 0 on a standby; no replica at 1 is the DatajobsNoLeader alert.",
     ),
 ]
 

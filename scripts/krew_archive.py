@@ -91,6 +91,7 @@ def build(os_name: str, arch: str, out: Path) -> Path:
             platform_args = [a for tag in tags for a in ("--platform", tag)]
             pip(
                 "install",
+                "--no-compile",  # no .pyc: they differ per Python, and the user's python3 writes its own
                 "--target",
                 str(target),
                 "--only-binary=:all:",
@@ -101,7 +102,7 @@ def build(os_name: str, arch: str, out: Path) -> Path:
                 *platform_args,
                 *REQUIREMENTS,
             )
-            pip("install", "--target", str(target), "--no-deps", str(wheel))
+            pip("install", "--no-compile", "--target", str(target), "--no-deps", str(wheel))
             shutil.rmtree(target / "bin", ignore_errors=True)  # console scripts with the build's shebang
             shutil.rmtree(target / "kubernetes" / "aio", ignore_errors=True)  # the asyncio client: unused
         share_identical(root / "lib")

@@ -33,6 +33,7 @@ REUSE_ENV = "DATAJOBS_TEST_KUBECONFIG"
 
 _binaries_error: str | None = None
 _images_error: str | None = None
+_images: Images | None = None
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,11 @@ def pytest_collection_modifyitems(
 
 
 def _build_images(config: pytest.Config, items: list[pytest.Item]) -> None:
-    global _images_error
-    if not any("images" in getattr(i, "fixturenames", ()) for i in items) or find_images(REPO_ROOT):
+    global _images_error, _images
+    if not any("images" in getattr(i, "fixturenames", ()) for i in items):
+        return
+    _images = find_images(REPO_ROOT)
+    if _images is not None:
         return
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
@@ -83,16 +87,21 @@ def _build_images(config: pytest.Config, items: list[pytest.Item]) -> None:
             yellow=True,
         )
     try:
-        ensure_images(REPO_ROOT)
+        _images = ensure_images(REPO_ROOT)
     except ImagesError as exc:
         _images_error = str(exc)
 
 
 @pytest.fixture(scope="session")
 def images() -> Images:
-    """The pause and app images of this checkout (docker-archive tars + refs), built if missing."""
+    """The pause and app images of this checkout (docker-archive tars + refs), built if missing.
+
+    The ones built (or found) before the first test: sources edited during the session do not start a
+    build inside a test's timeout."""
     if _images_error is not None:
         pytest.fail(f"the images could not be built: {_images_error}", pytrace=False)
+    if _images is not None:
+        return _images
     try:
         return ensure_images(REPO_ROOT)
     except ImagesError as exc:

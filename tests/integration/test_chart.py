@@ -27,14 +27,17 @@ NS = "datajobs-system"
 JOBS = ["integrityjobs", "maskingexecutions"]
 
 OPERATOR_RULES = [
-    {"apiGroups": ["datajobs.io"], "resources": JOBS, "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["datajobs.io"], "resources": JOBS, "verbs": ["get", "list", "watch", "delete"]},
     {"apiGroups": ["datajobs.io"], "resources": [f"{r}/status" for r in JOBS], "verbs": ["patch"]},
+    {"apiGroups": ["datajobs.io"], "resources": [f"{r}/finalizers" for r in JOBS], "verbs": ["update"]},
     {
         "apiGroups": [""],
         "resources": ["pods"],
         "verbs": ["get", "list", "watch", "create", "delete", "patch"],
     },
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
 ]
 OPERATOR_STATE_RULES = [
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
@@ -120,6 +123,8 @@ def test_default_render_has_every_object_least_privilege_rbac_and_locked_down_po
         ("Service", "dj-datajobs-operator-metrics", NS),
         ("Deployment", "dj-datajobs-operator-adapter", NS),
         ("Service", "dj-datajobs-operator-adapter", NS),
+        ("ValidatingAdmissionPolicy", "dj-datajobs-operator-worker-own-pod", ""),
+        ("ValidatingAdmissionPolicyBinding", "dj-datajobs-operator-worker-own-pod", ""),
     }
     # RBAC: exactly these rules, nothing else, for each account
     assert find(docs, "ClusterRole", "dj-datajobs-operator")["rules"] == OPERATOR_RULES
@@ -505,3 +510,33 @@ def test_helm_install_refuses_bad_values_before_touching_the_cluster(
         helm.install("dj-bad", namespace, {"operator": {"maxRunning": -1}})
     assert not client.AppsV1Api(kube_api).list_namespaced_deployment(namespace).items
     assert "dj-bad" not in helm.run("list", "--namespace", namespace, "--all", "-q").stdout.split()
+
+
+def test_the_worker_policy_is_on_by_default_and_the_template_policy_on_request(helm_offline: Helm) -> None:
+    docs = helm_offline.template({}, release="dj")
+    policy = find(docs, "ValidatingAdmissionPolicy", "dj-datajobs-operator-worker-own-pod")
+    assert ":dj-datajobs-operator-worker'" in policy["spec"]["matchConditions"][0]["expression"]
+    assert "authentication.kubernetes.io/pod-uid" in policy["spec"]["validations"][0]["expression"]
+    binding = find(docs, "ValidatingAdmissionPolicyBinding", "dj-datajobs-operator-worker-own-pod")
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    assert not [d for d in docs if d["metadata"]["name"].endswith("-job-template")]
+    args = container(find(docs, "Deployment", "dj-datajobs-operator"))["args"]
+    assert "--worker-start-deadline=300" in args
+    resources = next(a for a in args if a.startswith("--worker-resources="))
+    assert json.loads(resources.split("=", 1)[1]) == {
+        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "limits": {"memory": "512Mi"},
+    }
+
+    docs = helm_offline.template(
+        {
+            "worker": {"ownPodOnly": False},
+            "jobTemplatePolicy": {"enabled": True, "allowedServiceAccounts": ["runner"]},
+        },
+        release="dj",
+    )
+    assert not [d for d in docs if d["metadata"]["name"].endswith("-worker-own-pod")]
+    template = find(docs, "ValidatingAdmissionPolicy", "dj-datajobs-operator-job-template")
+    expressions = " ".join(v["expression"] for v in template["spec"]["validations"])
+    for needle in ("hostNetwork", "hostPath", "privileged", "in ['runner']"):
+        assert needle in expressions, needle

@@ -215,6 +215,80 @@ CREATE_CASES: list[tuple[str, str, Any, tuple[str, ...]]] = [
         },
         ("spec.template.spec.containers[0].ports[0].containerPort",),
     ),
+    # time limits (issue 14)
+    (
+        "activeDeadlineSeconds-zero",
+        IJ,
+        {"destinationId": "d", "activeDeadlineSeconds": 0},
+        ("spec.activeDeadlineSeconds", "greater than or equal to 1"),
+    ),
+    (
+        "activeDeadlineSeconds-negative",
+        MEX,
+        {"jobId": 1, "activeDeadlineSeconds": -5},
+        ("spec.activeDeadlineSeconds",),
+    ),
+    (
+        "activeDeadlineSeconds-above-30-days",
+        MEX,
+        {"jobId": 1, "activeDeadlineSeconds": 2592001},
+        ("spec.activeDeadlineSeconds", "less than or equal to 2592000"),
+    ),
+    (
+        "activeDeadlineSeconds-string",
+        IJ,
+        {"destinationId": "d", "activeDeadlineSeconds": "5m"},
+        ("spec.activeDeadlineSeconds", "integer"),
+    ),
+    (
+        "activeDeadlineSeconds-fraction",
+        MEX,
+        {"jobId": 1, "activeDeadlineSeconds": 2.5},
+        ("spec.activeDeadlineSeconds",),
+    ),
+    (
+        "ttlSecondsAfterFinished-negative",
+        IJ,
+        {"destinationId": "d", "ttlSecondsAfterFinished": -1},
+        ("spec.ttlSecondsAfterFinished", "greater than or equal to 0"),
+    ),
+    (
+        "ttlSecondsAfterFinished-above-a-year",
+        MEX,
+        {"jobId": 1, "ttlSecondsAfterFinished": 31536001},
+        ("spec.ttlSecondsAfterFinished", "less than or equal to 31536000"),
+    ),
+    (
+        "ttlSecondsAfterFinished-string",
+        MEX,
+        {"jobId": 1, "ttlSecondsAfterFinished": "1h"},
+        ("spec.ttlSecondsAfterFinished", "integer"),
+    ),
+    ("backoffLimit-negative", IJ, {"destinationId": "d", "backoffLimit": -1}, ("spec.backoffLimit",)),
+    (
+        "backoffLimit-above-10",
+        MEX,
+        {"jobId": 1, "backoffLimit": 11},
+        ("spec.backoffLimit", "less than or equal to 10"),
+    ),
+    (
+        "escalateAfterSeconds-zero",
+        IJ,
+        {"destinationId": "d", "cancelRequested": {"escalateAfterSeconds": 0}},
+        ("spec.cancelRequested.escalateAfterSeconds", "greater than or equal to 1"),
+    ),
+    (
+        "escalateAfterSeconds-above-a-day",
+        MEX,
+        {"jobId": 1, "cancelRequested": {"graceful": True, "escalateAfterSeconds": 86401}},
+        ("spec.cancelRequested.escalateAfterSeconds", "less than or equal to 86400"),
+    ),
+    (
+        "escalateAfterSeconds-string",
+        MEX,
+        {"jobId": 1, "cancelRequested": {"escalateAfterSeconds": "soon"}},
+        ("spec.cancelRequested.escalateAfterSeconds", "integer"),
+    ),
 ]
 STRICT_CASES: list[tuple[str, str, Any, str]] = [
     # (id, kind, spec, the unknown field's path): rejected by the server's strict field validation.

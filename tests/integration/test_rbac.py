@@ -280,11 +280,14 @@ def expectations(inst: Install) -> dict[str, list[tuple[bool, str, str, str | No
     cluster_wide = not inst.per_namespace
     return {
         "operator": [
-            *[(True, v, r, jobs, ()) for r in (IJ, MEX) for v in ("get", "list", "watch")],
+            *[(True, v, r, jobs, ()) for r in (IJ, MEX) for v in ("get", "list", "watch", "delete")],
             *[(True, "patch", r, jobs, status) for r in (IJ, MEX)],
             *[(True, "update", r, jobs, ("--subresource=finalizers",)) for r in (IJ, MEX)],
             *[(True, v, "pods", jobs, ()) for v in ("get", "list", "watch", "create", "delete", "patch")],
             (True, "create", "events", jobs, ()),
+            (True, "get", "pods", jobs, ("--subresource=log",)),
+            (True, "create", "configmaps", jobs, ()),
+            (False, "get", "configmaps", jobs, ()),
             (True, "create", "configmaps", rel, ()),
             (True, "get", f"configmaps/{COUNTER}", rel, ()),
             (True, "update", f"configmaps/{COUNTER}", rel, ()),
@@ -296,14 +299,13 @@ def expectations(inst: Install) -> dict[str, list[tuple[bool, str, str, str | No
             # never
             *[(False, v, "secrets", ns, ()) for v in ("get", "list", "watch") for ns in (rel, jobs, None)],
             (False, "get", keys, rel, ()),
-            *[(False, v, r, jobs, ()) for r in (IJ, MEX) for v in ("create", "delete", "patch", "update")],
+            *[(False, v, r, jobs, ()) for r in (IJ, MEX) for v in ("create", "patch", "update")],
             (False, "update", IJ, jobs, status),
             (False, "create", "pods", jobs, ("--subresource=exec",)),
             (False, "get", "configmaps/other", rel, ()),
             (False, "list", "configmaps", rel, ()),
             (False, "delete", f"configmaps/{COUNTER}", rel, ()),
             (False, "get", f"configmaps/{COUNTER}", jobs, ()),
-            (False, "create", "configmaps", jobs, ()),
             (False, "get", "leases.coordination.k8s.io/other", rel, ()),
             (False, "delete", "leases.coordination.k8s.io/datajobs-operator", rel, ()),
             (False, "create", "leases.coordination.k8s.io", jobs, ()),

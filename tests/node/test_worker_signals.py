@@ -281,9 +281,6 @@ def test_a_worker_that_ignores_sigterm_is_killed_at_its_grace_and_the_job_ends_c
             lambda: "SIGTERM ignored" in kubectl("-n", namespace, "logs", "stubborn-worker").stdout,
             message="the worker got SIGTERM (and ignored it)",
         )
-        assert (
-            jobs.status("MaskingExecution", "stubborn")["status"] == "RUNNING"
-        )  # not before the pod is gone
         the_end(jobs, pods, history, "MaskingExecution", "stubborn", timeout=grace + 60)
     finally:
         pods.stop()
@@ -291,7 +288,8 @@ def test_a_worker_that_ignores_sigterm_is_killed_at_its_grace_and_the_job_ends_c
     gone = pods.first(lambda s: s.type == "DELETED").at
     terminated = last_terminated(pods)
     assert terminated.exit_code == 137, terminated  # SIGKILL
-    assert grace <= gone - asked < grace + 15, (
+    # not before its grace (the kubelet waited), and at it: a worker never killed would sleep on for ever
+    assert grace <= gone - asked < grace + 30, (
         f"killed {gone - asked:.1f} s after the cancel with a {grace} s grace"
     )
     log.info(f"SIGTERM-ignoring worker: cancel -> pod gone {gone - asked:.2f} s (grace {grace} s)")

@@ -228,6 +228,7 @@ def test_status_carries_the_vendor_fields_and_standard_conditions(info: KindInfo
         "observedGeneration",
         "conditions",
         "cancelRequestEvaluated",
+        "attempts",
     }
     assert status.get("required") == vendor.get("required")
     for name, field in vendor["properties"].items():

@@ -21,6 +21,7 @@ from datajobs.core.lifecycle import (
     decide,
     worker_name_taken,
 )
+from datajobs.core.limits import STUCK_MARGIN_SECONDS
 from datajobs.core.report import encode_report
 from datajobs.core.shapes import GO_ZERO_TIME
 from datajobs.models import DataIntegrityJobResource, Execution, IntegrityJobStatus, MaskingExecutionStatus
@@ -306,10 +307,10 @@ def test_cancel_of_running_job_deletes_pod_and_waits_for_it(kind, graceful):
     deletes = [a for a in first.actions if isinstance(a, DeletePod)]
     grace = 45 if graceful else IMMEDIATE_GRACE_SECONDS
     assert deletes == [DeletePod("job-worker", "pod-uid-1", graceful, grace)]  # only that pod, by its uid
-    # the pod terminates: still not CANCELLED, no second delete
-    terminating = PodFacts("job-worker", "Running", deleting=True)
+    # the pod terminates: still not CANCELLED, no second delete; a look again once it would be stuck
+    terminating = PodFacts("job-worker", "Running", deleting=True, grace_seconds=45)
     second = decide(facts(kind, status=first.status, pod=terminating, cancel=cancel, generation=2))
-    assert second.status is None and second.actions == []
+    assert second.status is None and second.actions == [Recheck(grace + STUCK_MARGIN_SECONDS + 0.5)]
     # the pod is gone: now CANCELLED
     third = decide(facts(kind, status=first.status, pod=None, cancel=cancel, generation=2, now=T2))
     assert third.status["status"] == "CANCELLED" and third.status[ENDED[kind]] == T2

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from datajobs.localcluster import images
 from datajobs.localcluster.dockerignore import context_files, excluded, parse
 from datajobs.localcluster.images import ImagesError, ensure_images, find_images, image_keys, images_dir
+from helpers import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,7 +40,7 @@ def repo(tmp_path: Path) -> Path:
 
 def test_context_is_what_the_dockerignore_lets_through(repo: Path) -> None:
     files = context_files(repo)
-    assert "pyproject.toml" in files and "README.md" in files
+    assert "pyproject.toml" in files and "README.md" not in files  # docs edits keep the image
     assert "operator/datajobs/localcluster/images.py" in files
     assert not [
         f for f in files if f.startswith(("tests/", "docs/", ".venv/", "Dockerfile", ".dockerignore"))
@@ -47,7 +50,7 @@ def test_context_is_what_the_dockerignore_lets_through(repo: Path) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["operator/datajobs/cli.py", "pyproject.toml", "README.md", "Dockerfile", ".dockerignore"],
+    ["operator/datajobs/cli.py", "pyproject.toml", "Dockerfile", ".dockerignore"],
 )
 def test_app_key_changes_with_each_file_the_build_reads(repo: Path, path: str) -> None:
     before = image_keys(repo)
@@ -72,6 +75,7 @@ def test_a_new_source_file_and_an_exec_bit_change_the_app_key(repo: Path) -> Non
     [
         "tests/test_x.py",
         "docs/guide.md",
+        "README.md",
         ".venv/bin/python",
         "operator/datajobs/__pycache__/cli.cpython-311.pyc",
         "operator/datajobs_operator.egg-info/PKG-INFO",
@@ -162,3 +166,31 @@ def test_a_failed_step_raises_with_the_log_tail(
     with pytest.raises(ImagesError, match=r"(?s)install step.*exit 3.*step install ran.*the reason it broke"):
         ensure_images(repo, env)
     assert find_images(repo, env) is None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie child of ours counts as gone
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_an_interrupted_step_stops_its_whole_process_group(tmp_path: Path) -> None:
+    """buildah runs below bash: stopping bash alone would leave it building in a store the next one cleans."""
+    pid_file = tmp_path / "child"
+    proc = subprocess.Popen(["bash", "-c", f"sleep 300 & echo $! > {pid_file}; wait"], start_new_session=True)
+    child = int(wait_for(lambda: pid_file.read_text().strip(), timeout=30, ignore=(FileNotFoundError,)))
+    assert _alive(child)
+    images._stop_group(proc)
+    assert proc.returncode is not None
+    wait_for(lambda: not _alive(child), timeout=30, message="the grandchild to be gone")
+
+
+def test_stale_stores_are_those_whose_owner_is_gone(tmp_path: Path) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert images._owner_alive(tmp_path / f"store-{os.getpid()}")
+    assert not images._owner_alive(tmp_path / f"store-{gone.pid}")
+    assert images._owner_alive(tmp_path / "store")  # no pid in the name: left alone

@@ -37,6 +37,6 @@ def test_image_is_multi_stage_non_root_with_the_datajobs_entrypoint() -> None:
 def test_build_context_holds_only_the_package_sources() -> None:
     lines = [ln for ln in (ROOT / ".dockerignore").read_text().splitlines() if ln and not ln.startswith("#")]
     assert lines[0] == "*"
-    assert {"!pyproject.toml", "!README.md", "!operator/"} <= set(lines)
+    assert {"!pyproject.toml", "!operator/"} <= set(lines)
     copied = re.findall(r"^COPY (?!--from)(.+) \S+$", dockerfile(), re.M)
-    assert {p for c in copied for p in c.split()} == {"pyproject.toml", "README.md", "operator"}
+    assert {p for c in copied for p in c.split()} == {"pyproject.toml", "operator"}

@@ -25,7 +25,7 @@ from datajobs.models import (
 VENDOR = Path(__file__).resolve().parents[1] / "fixtures" / "vendor"
 PREQUEL = json.loads((VENDOR / "prequel.schema.json").read_text("utf-8"))
 DELPHIX = json.loads((VENDOR / "delphix.schema.json").read_text("utf-8"))
-K8S_FIELDS = {"observedGeneration", "conditions", "cancelRequestEvaluated"}
+K8S_FIELDS = {"observedGeneration", "conditions", "cancelRequestEvaluated", "attempts"}
 
 # (model, fixture document, name in its $defs)
 VENDOR_MODELS = [

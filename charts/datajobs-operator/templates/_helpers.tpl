@@ -98,9 +98,10 @@ securityContext:
 {{- end -}}
 
 {{- define "datajobs.operatorRules" -}}
+# delete: a finished job whose ttlSecondsAfterFinished is over
 - apiGroups: ["datajobs.io"]
   resources: ["integrityjobs", "maskingexecutions"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "delete"]
 - apiGroups: ["datajobs.io"]
   resources: ["integrityjobs/status", "maskingexecutions/status"]
   verbs: ["patch"]
@@ -114,6 +115,13 @@ securityContext:
   verbs: ["get", "list", "watch", "create", "delete", "patch"]
 - apiGroups: [""]
   resources: ["events"]
+  verbs: ["create"]
+# the tail of a worker's log, kept in a ConfigMap owned by its job before the pod is deleted (or on failure)
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
+- apiGroups: [""]
+  resources: ["configmaps"]
   verbs: ["create"]
 {{- end -}}
 

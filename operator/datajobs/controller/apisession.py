@@ -118,8 +118,13 @@ class ApiSession:
         params: dict[str, Any] | None = None,
         body: Any = None,
         content_type: str = "application/json",
+        raw: bool = False,
+        max_retries: int | None = None,
     ) -> dict[str, Any]:
-        """Send one request (retried as above); the decoded JSON answer, or ApiError with the status."""
+        """Send one request (retried as above); the decoded JSON answer, or ApiError with the status.
+        raw: the answer is not JSON (a pod's log): {"text": its bytes decoded as UTF-8}.
+        max_retries: fewer retries than the session's (a best-effort read that must not hold anything up)."""
+        retries = self._max_retries if max_retries is None else max_retries
         data = None if body is None else json.dumps(body).encode()
         logged_in_again = False
         attempt = 0
@@ -133,7 +138,7 @@ class ApiSession:
             except CONNECTION_ERRORS as exc:
                 metrics.API_REQUESTS.labels(method=method, code="error").inc()
                 self._unreachable()
-                if attempt >= self._max_retries:
+                if attempt >= retries:
                     raise
                 delay = self._backoff.delay(attempt)
                 metrics.API_RETRIES.labels(reason="connection").inc()
@@ -151,7 +156,7 @@ class ApiSession:
                 self._retire(session)
                 logged_in_again = True
                 continue
-            if should_retry(status) and attempt < self._max_retries:
+            if should_retry(status) and attempt < retries:
                 delay = retry_delay(status, attempt, retry_after_seconds(headers, time.time()), self._backoff)
                 if status == 429:
                     self._not_before = max(self._not_before, time.monotonic() + delay)
@@ -163,6 +168,8 @@ class ApiSession:
                 continue
             if status >= 400:
                 raise ApiError.of(status, reason, payload)
+            if raw:
+                return {"text": payload.decode("utf-8", "replace")}
             return json.loads(payload) if payload else {}
 
     async def pages(

@@ -14,6 +14,8 @@ class OperatorConfig:
     max_running: int = 10  # running jobs per kind
     max_running_per_namespace: int | None = None  # cap per kind and namespace; None: half of max_running
     worker_start_deadline_seconds: float = 300.0  # default for jobs without spec.startDeadlineSeconds
+    active_deadline_seconds: float | None = None  # default spec.activeDeadlineSeconds (None: no deadline)
+    ttl_seconds_after_finished: float | None = None  # default spec.ttlSecondsAfterFinished (None: kept)
     worker_image: str = "datajobs-operator:0.1.0"
     worker_service_account: str | None = None
     worker_resources: dict[str, dict[str, str]] | None = None  # None: DEFAULT_WORKER_RESOURCES

@@ -12,14 +12,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from datajobs.controller import metrics
-from datajobs.controller.apisession import ApiError, Conflict, Gone
+from datajobs.controller.apisession import CONNECTION_ERRORS, ApiError, Conflict, Gone
 from datajobs.controller.config import OperatorConfig, namespace_share
 from datajobs.controller.counter import ExecutionIds
 from datajobs.controller.faults import crash_point
 from datajobs.controller.kubeio import KubeIO, NotOurPod
 from datajobs.controller.store import Store
 from datajobs.controller.workqueue import WorkQueue
+from datajobs.core.actions import DeleteJob, KeepLogs
 from datajobs.core.backoff import Backoff
+from datajobs.core.conditions import CANCEL_STUCK, get_condition
+from datajobs.core.keptlogs import LOG_LIMIT_BYTES, LOG_TAIL_LINES, MAX_CONTAINERS, kept_logs_configmap
 from datajobs.core.lifecycle import (
     CreatePod,
     Decision,
@@ -44,6 +47,7 @@ from datajobs.models.kinds import KINDS, MASKING_EXECUTION
 log = logging.getLogger("datajobs.operator")
 # a stopped pod's job is reconciled again once its grace is over (plus this margin)
 GONE_CHECK_MARGIN_SECONDS = 5.0
+KEEP_LOGS_TIMEOUT_SECONDS = 5.0  # a stop waits at most this long for the worker's log to be read
 # kopf delivers a (re)list as a burst of events without a type; our own list follows once they stop
 RELIST_QUIET_SECONDS = 1.0
 RELIST_MAX_DELAY_SECONDS = 10.0
@@ -82,6 +86,7 @@ class Engine:
         if config.worker_resources is not None:
             self.defaults = replace(self.defaults, resources=config.worker_resources)
         self._tasks: list[asyncio.Task[None]] = []
+        self._workers: list[asyncio.Task[None]] = []
         self._side_tasks: set[asyncio.Task[None]] = set()
         self._events = asyncio.Semaphore(16)
         self._first_seen: dict[str, float] = {}
@@ -114,12 +119,20 @@ class Engine:
     async def lead(self) -> None:
         """Start acting (dispatch, cancel, status writes) on a view listed after leadership was won."""
         await self.relist()
-        self._tasks += [
+        self._workers = [
             asyncio.create_task(self._worker(), name=f"reconcile-{i}")
             for i in range(self.config.reconcile_workers)
         ]
         self.leading = True
         log.info("engine acting: %d jobs, %d worker pods", len(self.store.jobs), len(self.store.pods))
+
+    def pause(self) -> None:
+        """Stop acting at once (leadership lost); the view stays current, `lead()` resumes. A reconcile
+        cut short is repaired like one cut by a crash: every step is idempotent."""
+        for task in self._workers:
+            task.cancel()
+        self._workers = []
+        self.leading = False
 
     async def relist(self) -> None:
         """List jobs and worker pods (paginated) and make the store exactly that: what the list returns is
@@ -200,9 +213,10 @@ class Engine:
                 self._relist_wanted.set()
 
     async def stop(self) -> None:
-        for task in self._tasks + list(self._side_tasks):
+        tasks = self._tasks + self._workers + list(self._side_tasks)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._side_tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- events in -----------------------------------------------------------------------------------------
 
@@ -329,6 +343,8 @@ class Engine:
             submitted=self._submitted.get(uid),
             start_deadline_seconds=self.config.worker_start_deadline_seconds,
             gone_pod=pod_facts(self.store.gone_pods.get(uid)),
+            active_deadline_seconds=self.config.active_deadline_seconds,
+            ttl_seconds_after_finished=self.config.ttl_seconds_after_finished,
         )
         self._note_cancel(facts)
         decision = decide(facts)
@@ -365,6 +381,63 @@ class Engine:
                 self._emit(body, action)
             elif isinstance(action, Recheck):
                 self.work.add_after(uid, action.after_seconds)
+            elif isinstance(action, DeleteJob):
+                await self._delete_job(kind, body)
+            elif isinstance(action, KeepLogs):
+                await self._keep_logs(body, action)
+
+    async def _keep_logs(self, body: dict[str, Any], action: KeepLogs) -> None:
+        """Copy the tail of each container's log into the job's `<job>-worker-log` ConfigMap before the
+        pod may go. Best effort: a log the API server cannot give is noted there, and nothing here ever
+        holds up a stop. The first copy of a job's worker wins (a second create finds it: 409)."""
+        meta = body["metadata"]
+        pod = self.store.worker(meta["uid"]) or {}
+        names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or [] if c.get("name")]
+        logs: dict[str, str] = {}
+        for container in names[:MAX_CONTAINERS] or ["worker"]:
+            try:
+                logs[container] = await asyncio.wait_for(
+                    self.io.pod_log(
+                        meta["namespace"], action.pod_name, container, LOG_TAIL_LINES, LOG_LIMIT_BYTES
+                    ),
+                    KEEP_LOGS_TIMEOUT_SECONDS,
+                )
+            except (ApiError, *CONNECTION_ERRORS) as exc:
+                why = f"HTTP {exc.status}: {exc.message}" if isinstance(exc, ApiError) else type(exc).__name__
+                logs[container] = f"(the log of container {container} was not available: {why})"
+        configmap = kept_logs_configmap(
+            body, action.pod_name, action.pod_uid, action.why, logs, now_rfc3339()
+        )
+        try:
+            await self.io.create_configmap(meta["namespace"], configmap)
+        except Conflict:
+            log.debug("logs of %s/%s kept already", meta["namespace"], action.pod_name)
+        except ApiError as exc:
+            log.warning(
+                "could not keep the log of %s/%s: HTTP %s %s",
+                meta["namespace"],
+                action.pod_name,
+                exc.status,
+                exc.message,
+            )
+
+    async def _delete_job(self, kind: str, body: dict[str, Any]) -> None:
+        """A finished job's ttlSecondsAfterFinished is over: delete it (only this uid); the garbage
+        collector removes what it owns (its worker pod, its kept logs)."""
+        meta = body["metadata"]
+        log.info(
+            "deleting finished job %s/%s kind=%s (ttlSecondsAfterFinished)",
+            meta["namespace"],
+            meta["name"],
+            kind,
+        )
+        try:
+            await self.io.delete_job(kind, meta["namespace"], meta["name"], meta["uid"])
+        except Gone:
+            pass
+        except ApiError as exc:
+            if exc.status != 409:  # 409: another object took the name since; not ours to delete
+                raise
 
     async def _apply(self, kind: str, body: dict[str, Any], decision: Decision) -> None:
         """Write a status-only decision and post its Events (no pod actions)."""
@@ -581,6 +654,15 @@ class Engine:
                 await self.io.create_event(event)
             except Exception as exc:  # events are best effort: never fail a transition for one
                 log.debug("event %s not posted: %s", event["reason"], exc)
+
+    def stuck_counts(self) -> dict[str, int]:
+        """Jobs per kind whose stopped worker outlived its grace (CancelStuck=True)."""
+        result = {k.kind: 0 for k in KINDS}
+        for kind, body in self.store.jobs.values():
+            cond = get_condition(body.get("status"), CANCEL_STUCK)
+            if cond is not None and cond.get("status") == "True":
+                result[kind] += 1
+        return result
 
     def counts(self) -> dict[str, dict[str, int]]:
         result: dict[str, dict[str, int]] = {k.kind: {} for k in KINDS}

@@ -115,7 +115,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 
 def start_election(memo: kopf.Memo, engine: Engine, settings: kopf.OperatorSettings) -> None:
     """Stand by until this replica holds the Lease, then let the engine act; if the Lease is lost, stop
-    acting at once and end the process (exit 1) so it restarts as a standby."""
+    acting at once and stand by again."""
     config: OperatorConfig = memo.config
     # Its own session: Lease renewals must not wait behind the engine's throttled requests or retries.
     lease_api = ApiSession(lambda: credentials(config, settings), max_connections=2, qps=0, max_retries=0)
@@ -129,13 +129,8 @@ def start_election(memo: kopf.Memo, engine: Engine, settings: kopf.OperatorSetti
     )
     engine.may_act = elector.is_leader
 
-    def lost() -> None:
-        memo.lost_leadership = True
-        asyncio.get_running_loop().create_task(engine.stop())
-        memo.stop_flag.set()
-
     memo.lease_api, memo.elector = lease_api, elector
-    memo.election = asyncio.create_task(elector.run(engine.lead, lost), name="leader-election")
+    memo.election = asyncio.create_task(elector.run(engine.lead, engine.pause), name="leader-election")
 
 
 @kopf.on.cleanup()

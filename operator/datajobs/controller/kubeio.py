@@ -55,6 +55,19 @@ class KubeIO:
             content_type=MERGE_PATCH,
         )
 
+    async def delete_job(self, kind: str, namespace: str, name: str, uid: str) -> None:
+        """Delete the job only if it is still the one with `uid`; what it owns is garbage-collected."""
+        await self.api.request(
+            "DELETE",
+            self.job_path(kind, namespace, name),
+            body={
+                "apiVersion": "v1",
+                "kind": "DeleteOptions",
+                "propagationPolicy": "Background",
+                "preconditions": {"uid": uid},
+            },
+        )
+
     # -- pods ------------------------------------------------------------------------------------------
 
     def pod_pages(
@@ -80,6 +93,19 @@ class KubeIO:
 
     async def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
         return await self.api.request("GET", f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(name)}")
+
+    async def pod_log(
+        self, namespace: str, name: str, container: str, tail_lines: int, limit_bytes: int
+    ) -> str:
+        """The last `tail_lines` lines of a container's log (at most `limit_bytes` read)."""
+        answer = await self.api.request(
+            "GET",
+            f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(name)}/log",
+            params={"container": container, "tailLines": str(tail_lines), "limitBytes": str(limit_bytes)},
+            raw=True,
+            max_retries=0,  # best effort: a cancel never waits on an unreachable kubelet
+        )
+        return str(answer.get("text", ""))
 
     async def stop_pod(self, namespace: str, name: str, uid: str, mode: str, grace_seconds: int) -> None:
         """Tell the worker how it is being stopped (annotation), then delete it with that grace; both only

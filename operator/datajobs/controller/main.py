@@ -66,6 +66,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds a worker may take to start before its job FAILS (spec.startDeadlineSeconds wins)",
     )
     parser.add_argument(
+        "--active-deadline",
+        type=float,
+        default=float(v) if (v := _env("ACTIVE_DEADLINE")) else None,
+        metavar="SECONDS",
+        help="seconds a job may run before it is stopped and FAILED/DeadlineExceeded, for jobs without "
+        "spec.activeDeadlineSeconds (default: no deadline)",
+    )
+    parser.add_argument(
+        "--ttl-after-finished",
+        type=float,
+        default=float(v) if (v := _env("TTL_AFTER_FINISHED")) else None,
+        metavar="SECONDS",
+        help="delete finished jobs this long after they ended, for jobs without "
+        "spec.ttlSecondsAfterFinished (default: finished jobs stay)",
+    )
+    parser.add_argument(
         "--worker-image",
         default=_env("WORKER_IMAGE", "datajobs-operator:0.1.0"),
         help="image of the default (reference) worker",
@@ -166,6 +182,8 @@ def main(args: argparse.Namespace) -> int:
         max_running=args.max_running,
         max_running_per_namespace=args.max_running_per_namespace,
         worker_start_deadline_seconds=args.worker_start_deadline,
+        active_deadline_seconds=args.active_deadline,
+        ttl_seconds_after_finished=args.ttl_after_finished,
         worker_image=args.worker_image,
         worker_service_account=args.worker_service_account,
         worker_resources=resources,
@@ -203,11 +221,8 @@ def main(args: argparse.Namespace) -> int:
     # needs no access to them (with the scan on and no such access, kopf retries the forbidden calls for
     # about a minute before it starts watching anything).
     settings.scanning.disabled = True
-    memo = kopf.Memo(config=config, lost_leadership=False)
-
-    async def operate() -> None:
-        memo.stop_flag = asyncio.Event()  # set when leadership is lost: kopf stops, the process exits 1
-        await kopf.operator(
+    asyncio.run(
+        kopf.operator(
             clusterwide=not config.namespaces,
             namespaces=list(config.namespaces),
             # kopf's own peering stays off: our Lease decides who acts (kopf's peering would pause the
@@ -217,10 +232,8 @@ def main(args: argparse.Namespace) -> int:
             # image's 65532, any runAsUser): the host name (the pod's name in a pod) and pid instead.
             identity=Identity(f"{socket.gethostname()}-{os.getpid()}"),
             liveness_endpoint=liveness,
-            memo=memo,
+            memo=kopf.Memo(config=config),
             settings=settings,
-            stop_flag=memo.stop_flag,
         )
-
-    asyncio.run(operate())
-    return 1 if memo.lost_leadership else 0
+    )
+    return 0

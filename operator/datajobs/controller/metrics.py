@@ -40,6 +40,11 @@ class EngineCollector(Collector):
         jobs = GaugeMetricFamily("datajobs_jobs", "Jobs by kind and status", labels=["kind", "status"])
         depth = GaugeMetricFamily("datajobs_queue_depth", "QUEUED jobs waiting for a slot", labels=["kind"])
         running = GaugeMetricFamily("datajobs_running_jobs", "Jobs holding a slot", labels=["kind"])
+        stuck = GaugeMetricFamily(
+            "datajobs_stuck_stops",
+            "Jobs whose stopped worker pod outlived its grace (condition CancelStuck=True)",
+            labels=["kind"],
+        )
         if engine is not None:
             for kind, counts in engine.counts().items():
                 for status, n in counts.items():
@@ -47,7 +52,9 @@ class EngineCollector(Collector):
             for kind, queue in engine.queues.items():
                 depth.add_metric([kind], queue.depth)
                 running.add_metric([kind], queue.running)
-        yield from (jobs, depth, running)
+            for kind, n in engine.stuck_counts().items():
+                stuck.add_metric([kind], n)
+        yield from (jobs, depth, running, stuck)
 
 
 def register_engine(engine_getter: Callable[[], Any]) -> None:

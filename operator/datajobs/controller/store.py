@@ -37,7 +37,17 @@ def _compact(value: Any) -> Any:
 
 
 JOB_METADATA = ("name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp")
-POD_METADATA = ("name", "namespace", "uid", "resourceVersion", "labels", "annotations", "deletionTimestamp")
+POD_METADATA = (
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "labels",
+    "annotations",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",  # a stuck stop: whether the grace-0 escalation is under way
+    "finalizers",  # a stuck stop: what holds the pod
+)
 OWNER_FIELDS = ("apiVersion", "kind", "name", "uid", "controller")
 
 
@@ -62,6 +72,7 @@ def _slim_pod(body: dict[str, Any]) -> dict[str, Any]:
             "spec": {
                 "containers": [{"name": c.get("name")} for c in spec.get("containers") or []],
                 "terminationGracePeriodSeconds": spec.get("terminationGracePeriodSeconds"),
+                "nodeName": spec.get("nodeName"),
             },
             "status": {
                 "phase": status.get("phase"),

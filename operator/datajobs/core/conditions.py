@@ -7,7 +7,11 @@ from typing import Any
 CANCEL_REQUEST = "CancelRequest"  # True/Accepted or False/<why rejected>, for the generation evaluated
 CANCELLING = "Cancelling"  # True while an accepted cancel waits for the worker pod to go
 WORKER_POD = "WorkerPod"  # False/Creating after dispatch, True/Observed once the pod was seen
-FINISHED = "Finished"  # True once the job reached a terminal status; reason = that status
+FINISHED = "Finished"  # True once the job reached a terminal status; reason = it, or DeadlineExceeded
+DEADLINE_EXCEEDED = "DeadlineExceeded"  # True once a running job passed spec.activeDeadlineSeconds
+RETRYING = "Retrying"  # True while a failed attempt's pod goes and the next waits for its backoff
+ATTEMPTS = "attempts"  # status: the attempt running now (absent: the first), under spec.backoffLimit
+CANCEL_STUCK = "CancelStuck"  # True while a stopped worker pod outlives its grace (says what holds it)
 
 
 def get_condition(status: dict[str, Any] | None, ctype: str) -> dict[str, Any] | None:

@@ -10,16 +10,29 @@ import copy
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
+from datajobs.core.actions import Action, CreatePod, DeletePod, Emit, KeepLogs, Recheck
 from datajobs.core.conditions import (
+    ATTEMPTS,
     CANCEL_REQUEST,
     CANCELLING,
+    DEADLINE_EXCEEDED,
     FINISHED,
+    RETRYING,
     WORKER_POD,
     get_condition,
     set_condition,
+)
+from datajobs.core.limits import (
+    clear_stuck,
+    deadline_passed,
+    expire,
+    in_deadline_stop,
+    limit,
+    seconds_between,
+    waiting_to_retry,
+    watch_stuck,
 )
 from datajobs.core.report import decode_report
 from datajobs.core.shapes import SHAPES, MalformedReport, StatusShape, report_summary
@@ -58,6 +71,9 @@ class PodFacts:
     grace_seconds: int = DEFAULT_GRACE_SECONDS  # the pod's terminationGracePeriodSeconds
     waiting_reason: str = ""  # why the worker is not running yet: ImagePullBackOff, Unschedulable, …
     waiting_message: str = ""
+    finalizers: tuple[str, ...] = ()  # what may hold a deleted pod in the API server
+    node_name: str = ""
+    deletion_grace_seconds: int | None = None  # the grace of the deletion under way, if any
 
 
 @dataclass(frozen=True)
@@ -75,41 +91,8 @@ class JobFacts:
     submitted: str | None = None  # when the operator first saw a new job: its place in the FIFO queue
     start_deadline_seconds: float = DEFAULT_START_DEADLINE_SECONDS  # the operator's default
     gone_pod: PodFacts | None = None  # the worker pod's last state, once it is gone (its final report)
-
-
-@dataclass(frozen=True)
-class CreatePod:
-    """Create the worker pod (idempotent: the name is deterministic)."""
-
-
-@dataclass(frozen=True)
-class DeletePod:
-    """Stop the worker: annotate the cancel mode, then delete with this grace period (only the pod with
-    this uid: never another pod that took the name since)."""
-
-    name: str
-    uid: str
-    graceful: bool
-    grace_seconds: int
-
-
-@dataclass(frozen=True)
-class Emit:
-    """A Kubernetes Event on the job."""
-
-    reason: str
-    message: str
-    warning: bool = False
-
-
-@dataclass(frozen=True)
-class Recheck:
-    """Reconcile this job again after this long, whatever events come (e.g. at its start deadline)."""
-
-    after_seconds: float
-
-
-Action = CreatePod | DeletePod | Emit | Recheck
+    active_deadline_seconds: float | None = None  # the operator's default (None: no deadline)
+    ttl_seconds_after_finished: float | None = None  # the operator's default (None: finished jobs stay)
 
 
 @dataclass
@@ -172,6 +155,7 @@ def decide(facts: JobFacts) -> Decision:
                     now,
                 )
                 if facts.pod is not None:
+                    actions.append(KeepLogs(facts.pod.name, facts.pod.uid, "cancel"))
                     actions.append(_delete(facts.pod, bool(cancel.get("graceful"))))
 
     current = JobStatus(status["status"])
@@ -183,6 +167,7 @@ def decide(facts: JobFacts) -> Decision:
         if facts.pod is None:
             _remember_pod_report(shape, status, facts.gone_pod)
             set_condition(status, CANCELLING, False, "WorkerGone", "the worker pod is gone", generation, now)
+            clear_stuck(status, generation, now)
             _worker_gone(status, generation, now)
             said = _summary(facts.gone_pod) if facts.gone_pod else ""
             _finish(
@@ -194,20 +179,130 @@ def decide(facts: JobFacts) -> Decision:
                 now,
                 actions,
             )
-        elif not facts.pod.deleting and not any(isinstance(a, DeletePod) for a in actions):
+        else:
             graceful = bool((cancel or {}).get("graceful"))
-            actions.append(_delete(facts.pod, graceful))
+            if not facts.pod.deleting and not any(isinstance(a, DeletePod) for a in actions):
+                actions.append(KeepLogs(facts.pod.name, facts.pod.uid, "cancel"))
+                actions.append(_delete(facts.pod, graceful))
+            since = str((cancelling or {}).get("lastTransitionTime") or now)
+            escalate = (cancel or {}).get("escalateAfterSeconds")
+            grace = _delete(facts.pod, graceful).grace_seconds
+            watch_stuck(facts.pod, since, grace, escalate, status, generation, now, actions)
+    elif current is JobStatus.RUNNING and in_deadline_stop(status):
+        _deadline_stop(shape, facts, status, generation, actions)
+    elif current is JobStatus.RUNNING and waiting_to_retry(status):
+        _retry_wait(shape, facts, status, generation, actions)
     elif current is JobStatus.RUNNING:
-        _running(shape, facts, status, generation, actions)
+        deadline = limit(facts.spec, "activeDeadlineSeconds", facts.active_deadline_seconds)
+        started = status.get(shape.started)
+        if deadline_passed(deadline, started, facts.pod, status, generation, now, actions):
+            _deadline_stop(shape, facts, status, generation, actions)
+        elif not _retried(shape, facts, status, generation, actions):
+            _running(shape, facts, status, generation, actions)
     elif current in TERMINAL_STATUSES and _left_unstarted(status, facts.pod):
         assert facts.pod is not None
         actions.append(_delete(facts.pod, graceful=False))  # (again, if the first delete was lost)
     elif current is JobStatus.QUEUED and facts.may_dispatch:  # any cancel left here was rejected
         _dispatch(shape, status, generation, now, actions)
 
+    ran = facts.pod is not None and facts.pod.phase != "Pending"  # a pod that never started has no log
+    if ran and facts.pod is not None and status["status"] == "FAILED" and old.get("status") == "RUNNING":
+        actions.append(KeepLogs(facts.pod.name, facts.pod.uid, "failure"))  # before anyone removes it
+    if JobStatus(status["status"]) in TERMINAL_STATUSES:
+        ttl = limit(facts.spec, "ttlSecondsAfterFinished", facts.ttl_seconds_after_finished)
+        expire(ttl, status.get(shape.ended), now, actions)
     if not old.get("status") and any(isinstance(a, CreatePod) for a in actions):
         actions = [a for a in actions if not (isinstance(a, Emit) and a.reason == "Queued")]  # never waited
     return Decision(status=None if status == old else status, actions=actions)
+
+
+def _deadline_stop(
+    shape: StatusShape, facts: JobFacts, status: dict[str, Any], generation: int, actions: list[Action]
+) -> None:
+    """Past its deadline: stop the worker gracefully; FAILED (DeadlineExceeded) only once its pod is gone."""
+    pod, now = facts.pod, facts.now
+    exceeded = get_condition(status, DEADLINE_EXCEEDED) or {}
+    _remember_pod_report(shape, status, pod)
+    if pod is None:
+        _remember_pod_report(shape, status, facts.gone_pod)
+        clear_stuck(status, generation, now)
+        _worker_gone(status, generation, now)
+        said = _summary(facts.gone_pod) if facts.gone_pod else ""
+        message = (
+            f"{exceeded.get('message', 'deadline exceeded')}; the worker was stopped and its pod is gone"
+        )
+        if said:
+            message += f"; the worker reported: {said}"
+        _finish(shape, status, JobStatus.FAILED, message, generation, now, actions, DEADLINE_EXCEEDED)
+        return
+    if not pod.deleting:
+        actions.append(KeepLogs(pod.name, pod.uid, "deadline"))
+        actions.append(_delete(pod, graceful=True))
+    since = str(exceeded.get("lastTransitionTime") or now)
+    watch_stuck(pod, since, _delete(pod, True).grace_seconds, None, status, generation, now, actions)
+
+
+def _retried(
+    shape: StatusShape, facts: JobFacts, status: dict[str, Any], generation: int, actions: list[Action]
+) -> bool:
+    """A worker pod that failed (not the user's doing: a crash, an exit code, OOM) with attempts left under
+    spec.backoffLimit: keep its log, remove it, and wait to start the next attempt (True)."""
+    pod = facts.pod
+    backoff_limit = int(facts.spec.get("backoffLimit") or 0)
+    attempt = int(status.get(ATTEMPTS) or 1)
+    if pod is None or pod.phase != "Failed" or attempt > backoff_limit:
+        return False
+    trial = copy.deepcopy(status)
+    _running(shape, facts, trial, generation, [])
+    if trial.get("status") != JobStatus.FAILED.value:
+        return False
+    why = (get_condition(trial, FINISHED) or {}).get("message", "worker failed")
+    delay = create_retry_seconds(attempt - 1)
+    message = f"attempt {attempt} of {backoff_limit + 1} failed: {why}; the next in {delay:g} s"[:32768]
+    status[ATTEMPTS] = attempt + 1
+    set_condition(status, RETRYING, True, "BackoffWaiting", message, generation, facts.now)
+    set_condition(
+        status, WORKER_POD, False, "Retrying", f"removing failed worker pod {pod.name}", generation, facts.now
+    )
+    actions.append(Emit("Retrying", message, warning=True))
+    actions.append(KeepLogs(pod.name, pod.uid, "failure"))
+    if not pod.deleting:
+        actions.append(_delete(pod, graceful=False))
+    actions.append(Recheck(delay))
+    return True
+
+
+def _retry_wait(
+    shape: StatusShape, facts: JobFacts, status: dict[str, Any], generation: int, actions: list[Action]
+) -> None:
+    """Between attempts: the failed pod goes, then after its backoff the next attempt's pod is created."""
+    pod, now = facts.pod, facts.now
+    if pod is not None:
+        if not pod.deleting:
+            actions.append(_delete(pod, graceful=False))
+        return
+    deadline = limit(facts.spec, "activeDeadlineSeconds", facts.active_deadline_seconds)
+    started = str(status.get(shape.started) or now)
+    if deadline is not None and seconds_between(started, now) >= deadline:
+        message = (
+            f"the job ran longer than its deadline of {deadline:g} s (activeDeadlineSeconds) between attempts"
+        )
+        set_condition(status, RETRYING, False, DEADLINE_EXCEEDED, message, generation, now)
+        _finish(shape, status, JobStatus.FAILED, message, generation, now, actions, DEADLINE_EXCEEDED)
+        return
+    waiting = get_condition(status, RETRYING) or {}
+    attempt = int(status.get(ATTEMPTS) or 2)
+    left = create_retry_seconds(attempt - 2) - seconds_between(
+        str(waiting.get("lastTransitionTime") or now), now
+    )
+    if left > 0:
+        actions.append(Recheck(left))
+        return
+    message = f"attempt {attempt} of {int(facts.spec.get('backoffLimit') or 0) + 1} started"
+    set_condition(status, RETRYING, False, "AttemptStarted", message, generation, now)
+    set_condition(status, WORKER_POD, False, "Creating", "creating the worker pod", generation, now)
+    actions.append(CreatePod())
+    actions.append(Emit("Dispatched", f"worker pod created ({message})"))
 
 
 def _new_request(status: dict[str, Any], cancel: dict[str, Any], generation: int, current: JobStatus) -> bool:
@@ -313,7 +408,10 @@ def _start_deadline_passed(
     removed (True); before it, a recheck at the deadline is asked for (False)."""
     deadline = float(facts.spec.get("startDeadlineSeconds") or facts.start_deadline_seconds)
     started = status.get(shape.started)
-    elapsed = _seconds_between(str(started), facts.now) if started else 0.0
+    retry = get_condition(status, RETRYING)
+    if retry is not None and retry.get("reason") == "AttemptStarted":  # a later attempt: from its start
+        started = retry.get("lastTransitionTime") or started
+    elapsed = seconds_between(str(started), facts.now) if started else 0.0
     if elapsed < deadline:
         actions.append(Recheck(deadline - elapsed + 0.5))
         return False
@@ -344,17 +442,6 @@ def _left_unstarted(status: dict[str, Any], pod: PodFacts | None) -> bool:
         and worker is not None
         and worker.get("reason") == START_DEADLINE_EXCEEDED
     )
-
-
-def _seconds_between(earlier: str, later: str) -> float:
-    try:
-        return (_parse_time(later) - _parse_time(earlier)).total_seconds()
-    except ValueError:
-        return 0.0
-
-
-def _parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _condition_reason(text: str) -> str:
@@ -416,14 +503,16 @@ def _finish(
     generation: int,
     now: str,
     actions: list[Action],
+    reason: str | None = None,
 ) -> None:
     status["status"] = outcome.value
     status[shape.ended] = now
     field_name = shape.message_field()
     if field_name and (outcome in (JobStatus.FAILED, JobStatus.CANCELLED) or not status.get(field_name)):
         status[field_name] = message
-    set_condition(status, FINISHED, True, outcome.value.capitalize(), message, generation, now)
-    actions.append(Emit(outcome.value.capitalize(), message, warning=outcome is JobStatus.FAILED))
+    reason = reason or outcome.value.capitalize()
+    set_condition(status, FINISHED, True, reason, message, generation, now)
+    actions.append(Emit(reason, message, warning=outcome is JobStatus.FAILED))
 
 
 def _delete(pod: PodFacts, graceful: bool) -> DeletePod:

@@ -63,6 +63,9 @@ def pod_facts(pod: dict[str, Any] | None) -> PodFacts | None:
         grace_seconds=int(spec.get("terminationGracePeriodSeconds") or DEFAULT_GRACE_SECONDS),
         waiting_reason=waiting.get("reason") or unschedulable.get("reason") or "",
         waiting_message=waiting.get("message") or unschedulable.get("message") or "",
+        finalizers=tuple(meta.get("finalizers") or ()),
+        node_name=spec.get("nodeName") or "",
+        deletion_grace_seconds=meta.get("deletionGracePeriodSeconds"),
     )
 
 

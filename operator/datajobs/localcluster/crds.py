@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable, Iterable
@@ -36,9 +37,12 @@ def apply_crds(
     """Server-side apply each CRD, then wait until every one is Established; returns their names."""
     names = []
     crds_list = list(crds)
+    # The first apply in a fresh API server compiles the CRDs' CEL rules against the whole pod template
+    # schema: several seconds on a busy machine, longer than the client's usual request timeout.
+    applier = dataclasses.replace(rest, timeout=max(rest.timeout, timeout))
     for crd in crds_list:
         name = crd["metadata"]["name"]
-        rest.apply(f"{CRD_PATH}/{name}", crd, field_manager)
+        applier.apply(f"{CRD_PATH}/{name}", crd, field_manager)
         names.append(name)
     deadline = time.monotonic() + timeout
     for name in names:

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tarfile
@@ -37,7 +38,7 @@ DEFAULT_REPO = HERE.parents[2]
 BASE_REPO = "localhost/datajobs/python-base"
 PAUSE_REPO = "localhost/datajobs/pause"
 APP_REPO = "localhost/datajobs/datajobs-operator"
-KEEP = 4
+KEEP = 6
 """Tars kept per kind (the most recently used): checkouts sharing a cache do not rebuild in turn."""
 
 
@@ -164,29 +165,47 @@ def _build_missing(plan: _Plan, repo_root: Path, env: dict[str, str]) -> None:
     if "app" in todo:
         if not plan.tar("base").is_file():
             _run(plan, "base", [str(plan.tar("base")), plan.ref("base")], env, script=BASE_SCRIPT)
-        store = plan.directory / "store"
-        _run(plan, "clean-store", ["clean-store", str(store)], env)
-        try:
-            args = [str(repo_root), str(plan.tar("base")), plan.ref("base")]
-            _run(plan, "app", ["app", *args, str(plan.tar("app")), plan.ref("app"), str(store)], env)
-        finally:
-            _run(plan, "clean-store", ["clean-store", str(store)], env)
+        # buildah's store keeps the build's cached steps between builds, used by one build at a time (the
+        # lock); stores of the earlier one-per-build layout whose owner is gone are removed.
+        for stale in [s for s in plan.directory.glob("store*") if not _owner_alive(s)]:
+            _run(plan, "clean-store", ["clean-store", str(stale)], env)
+        args = [
+            str(repo_root),
+            str(plan.tar("base")),
+            plan.ref("base"),
+            str(plan.tar("app")),
+            plan.ref("app"),
+        ]
+        _run(plan, "app", ["app", *args, str(plan.directory / "buildah")], env)
         os.utime(plan.tar("base"))
     for kind in ("base", "pause", "app"):
         _prune(plan.directory, kind, keep=plan.tar(kind))
+        _prune(plan.directory, kind, keep=plan.tar(kind).with_suffix(".log"), ext="log")
 
 
 def _run(plan: _Plan, step: str, args: list[str], env: dict[str, str], script: Path | None = None) -> None:
-    """One step of the build, its output in images/<step>.log; ImagesError with the log's tail on failure."""
+    """One step of the build, its output in images/<step>[-<key>].log; ImagesError with the log's tail."""
     script = script or BUILD_SCRIPT
-    build_log = plan.directory / f"{step}.log"
+    key = getattr(plan.keys, step, None)
+    build_log = plan.directory / (f"{step}-{key}.log" if key else f"{step}.log")
     started = time.monotonic()
     if step in ("base", "app", "pause"):
         log.warning("building the %s image (log: %s)", step, build_log)
     with build_log.open("w") as sink:
-        proc = subprocess.run(
-            ["bash", str(script), *args], env=env, stdout=sink, stderr=subprocess.STDOUT, check=False
+        # In a session of its own, so that an interrupted caller (Ctrl-C, a test timeout) stops the whole
+        # build rather than leaving buildah running in a store the next build cleans.
+        proc = subprocess.Popen(
+            ["bash", str(script), *args],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
+        try:
+            proc.wait()
+        except BaseException:
+            _stop_group(proc)
+            raise
     if proc.returncode != 0:
         raise ImagesError(
             f"the {step} step of the image build failed (exit {proc.returncode}); last lines of "
@@ -196,6 +215,34 @@ def _run(plan: _Plan, step: str, args: list[str], env: dict[str, str], script: P
         log.info("built the %s image in %.1f s", step, time.monotonic() - started)
 
 
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the step's process group (buildah cleans up on it), SIGKILL it if still there after 30 s."""
+    for sig, grace in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _owner_alive(store: Path) -> bool:
+    """Whether the process that named `store-<pid>` may still run (a name without a pid: unknown, so yes)."""
+    pid = store.name.removeprefix("store-")
+    if not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _tail(path: Path, lines: int = 40) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -203,9 +250,9 @@ def _tail(path: Path, lines: int = 40) -> str:
         return f"(cannot read the log: {exc})"
 
 
-def _prune(directory: Path, kind: str, keep: Path) -> None:
-    """Delete all but the KEEP most recently used tars of a kind (never `keep`, the one just built)."""
-    tars = sorted(directory.glob(f"{kind}-*.tar"), key=lambda p: p.stat().st_mtime, reverse=True)
+def _prune(directory: Path, kind: str, keep: Path, ext: str = "tar") -> None:
+    """Delete all but the KEEP most recently used tars (or logs) of a kind (never `keep`, just built)."""
+    tars = sorted(directory.glob(f"{kind}-*.{ext}"), key=lambda p: p.stat().st_mtime, reverse=True)
     for old in [t for t in tars if t != keep][KEEP - 1 :]:
         old.unlink(missing_ok=True)
 

@@ -57,6 +57,17 @@ class CancelRequest(CamelModel):
         max_length=64,
         json_schema_extra={"format": "date-time"},
     )
+    escalate_after_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=86400,
+        description=(
+            "Optional escalation of a stuck cancel: when the worker pod still exists this many seconds "
+            "after the CancelStuck condition was raised (its grace long over: a finalizer, a lost node), "
+            "the operator deletes it again with a grace period of 0. The job is still CANCELLED only once "
+            "the pod is gone. Default: no escalation."
+        ),
+    )
 
 
 # metav1.Condition's own validation (k8s.io/apimachinery/pkg/apis/meta/v1/types.go).
@@ -163,4 +174,51 @@ def start_deadline_field() -> Any:
             "while its image is pulled or it waits for a node. Past it the job ends FAILED with the reason "
             "and its pod is removed. Default: the operator's --worker-start-deadline (300 s)."
         ),
+    )
+
+
+def active_deadline_field() -> Any:
+    return Field(
+        default=None,
+        ge=1,
+        le=2592000,
+        description=(
+            "How long the job may run (seconds from dispatch). Past it the operator stops the worker "
+            "gracefully and, once its pod is gone, the job ends FAILED with reason DeadlineExceeded. "
+            "Default: the operator's --active-deadline (off unless set)."
+        ),
+    )
+
+
+def ttl_after_finished_field() -> Any:
+    return Field(
+        default=None,
+        ge=0,
+        le=31536000,
+        description=(
+            "Delete the job this many seconds after it finished (any terminal status), with everything it "
+            "owns (its worker pod, its kept logs). Default: the operator's --ttl-after-finished (off "
+            "unless set)."
+        ),
+    )
+
+
+def backoff_limit_field() -> Any:
+    return Field(
+        default=None,
+        ge=0,
+        le=10,
+        description=(
+            "How many times a failed worker (a non-zero exit, a crash, OOM: not the user's doing) is run "
+            "again, after 2, 4, 8, ... s. A cancel, a deadline or a rejected cancel is never retried. "
+            "status.attempts is the attempt running now. Default 0."
+        ),
+    )
+
+
+def attempts_field() -> Any:
+    return Field(
+        default=None,
+        ge=1,
+        description="The attempt running now, or the last one (absent: the first); see spec.backoffLimit.",
     )

@@ -10,6 +10,9 @@ from datajobs.models.common import (
     CamelModel,
     CancelRequest,
     Condition,
+    active_deadline_field,
+    attempts_field,
+    backoff_limit_field,
     cancel_request_evaluated_field,
     cancel_requested_field,
     conditions_field,
@@ -17,6 +20,7 @@ from datajobs.models.common import (
     observed_generation_field,
     pod_template_field,
     start_deadline_field,
+    ttl_after_finished_field,
 )
 
 
@@ -44,6 +48,9 @@ class IntegrityJobSpec(CamelModel):
     )
     connection_secret_name: str | None = connection_secret_field()
     start_deadline_seconds: int | None = start_deadline_field()
+    active_deadline_seconds: int | None = active_deadline_field()
+    ttl_seconds_after_finished: int | None = ttl_after_finished_field()
+    backoff_limit: int | None = backoff_limit_field()
     template: dict[str, Any] | None = pod_template_field()
     cancel_requested: CancelRequest | None = cancel_requested_field()
 
@@ -130,6 +137,7 @@ class IntegrityJobStatus(DataIntegrityJobResource):
     observedGeneration: int | None = observed_generation_field()
     conditions: list[Condition] | None = conditions_field()
     cancelRequestEvaluated: CancelRequest | None = cancel_request_evaluated_field()
+    attempts: int | None = attempts_field()
 
 
 VENDOR_FIELDS = tuple(DataIntegrityJobResource.model_fields)

@@ -13,6 +13,9 @@ from datajobs.models.common import (
     CancelRequest,
     Condition,
     JobStatus,
+    active_deadline_field,
+    attempts_field,
+    backoff_limit_field,
     cancel_request_evaluated_field,
     cancel_requested_field,
     conditions_field,
@@ -20,6 +23,7 @@ from datajobs.models.common import (
     observed_generation_field,
     pod_template_field,
     start_deadline_field,
+    ttl_after_finished_field,
 )
 
 
@@ -55,6 +59,9 @@ class MaskingExecutionSpec(CamelModel):
     )
     connection_secret_name: str | None = connection_secret_field()
     start_deadline_seconds: int | None = start_deadline_field()
+    active_deadline_seconds: int | None = active_deadline_field()
+    ttl_seconds_after_finished: int | None = ttl_after_finished_field()
+    backoff_limit: int | None = backoff_limit_field()
     masking_rules_config_map: str | None = Field(
         default=None,
         min_length=1,
@@ -152,6 +159,7 @@ class MaskingExecutionStatus(Execution):
     observed_generation: int | None = observed_generation_field()
     conditions: list[Condition] | None = conditions_field()
     cancel_request_evaluated: CancelRequest | None = cancel_request_evaluated_field()
+    attempts: int | None = attempts_field()
 
 
 VENDOR_FIELDS = tuple(Execution.model_fields)
