@@ -7,7 +7,7 @@ DATAJOBS := $(VENV)/bin/datajobs
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: help venv control-plane prometheus postgres node image dev test test-unit test-integration lint crds verify bench bench-smoke bench-workers clean
+.PHONY: help venv control-plane prometheus postgres node image dev test test-unit test-integration lint crds verify bench bench-smoke bench-workers soak clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -73,6 +73,9 @@ bench-workers: $(STAMP) postgres  ## the reference workers vs reladiff hashdiff 
 
 bench-smoke: $(STAMP) control-plane  ## the benchmark with tiny N (< 2 min; CI runs it via tests/integration/test_bench_smoke.py)
 	$(PY) -m bench.run --smoke $(BENCH_ARGS)
+
+soak: $(STAMP) control-plane  ## 30 minutes of jobs created, finished and cancelled; RSS, stuck jobs, leaked pods; SOAK_ARGS=...
+	$(PY) -m bench.soak $(SOAK_ARGS)
 
 clean:  ## remove the virtualenv and local state
 	rm -rf $(VENV) .datajobs

@@ -74,8 +74,8 @@ class ApiSession:
         login: Callable[[], kopf.ConnectionInfo | None],
         max_connections: int = 16,
         *,
-        qps: float = 50.0,
-        burst: int = 100,
+        qps: float = 500.0,
+        burst: int = 1000,
         max_retries: int = 8,
         backoff: Backoff = REQUEST_BACKOFF,
     ) -> None:

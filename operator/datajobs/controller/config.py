@@ -33,8 +33,8 @@ class OperatorConfig:
     lease_seconds: int = 15
     renew_deadline_seconds: float = 10.0
     retry_period_seconds: float = 2.0
-    kube_api_qps: float = 50.0  # client-side rate limit of the operator's API requests
-    kube_api_burst: int = 100
+    kube_api_qps: float = 500.0  # client-side cap of the operator's API requests (a runaway guard)
+    kube_api_burst: int = 1000
     extra: dict[str, str] = field(default_factory=dict)
 
 

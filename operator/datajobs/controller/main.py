@@ -164,9 +164,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--renew-deadline", type=float, default=10.0, help="seconds the leader may fail to renew"
     )
     parser.add_argument("--retry-period", type=float, default=2.0, help="seconds between Lease attempts")
-    parser.add_argument("--kube-api-qps", type=float, default=50.0, help="client-side API request rate limit")
     parser.add_argument(
-        "--kube-api-burst", type=int, default=100, help="requests allowed above the rate in a burst"
+        "--kube-api-qps", type=float, default=500.0, help="client-side API request rate limit"
+    )
+    parser.add_argument(
+        "--kube-api-burst", type=int, default=1000, help="requests allowed above the rate in a burst"
     )
 
 
