@@ -79,7 +79,10 @@ def test_cancel_of_a_running_job_stops_the_pod_and_is_cancelled_only_once_it_is_
     assert deleting.metadata.annotations["datajobs.io/cancel-mode"] == (
         "graceful" if graceful else "immediate"
     )
-    assert deleting.metadata.deletion_grace_period_seconds == (3 if graceful else IMMEDIATE_GRACE_SECONDS)
+    # graceful: the template's 3 s, but never less than an immediate stop's grace
+    assert deleting.metadata.deletion_grace_period_seconds == (
+        max(3, IMMEDIATE_GRACE_SECONDS) if graceful else IMMEDIATE_GRACE_SECONDS
+    )
     mid = jobs.status(kind, "runner")
     if mid["status"] != "CANCELLED":
         assert mid["status"] == "RUNNING"
