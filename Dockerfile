@@ -13,18 +13,26 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-COPY pyproject.toml ./
-COPY operator ./operator
 # The build's pip lives in a throwaway virtualenv (from ensurepip: the same on every base, and never the
-# base's own pip). `pip wheel .` builds only this project's wheel; the dependencies come from the index as
-# wheels (no compiler in this stage either). The application's virtualenv gets no pip of its own. The
-# README is the wheel's long description only: an empty one keeps docs edits from changing the image.
-RUN : > README.md \
-    && python3 -m venv /opt/build \
-    && /opt/build/bin/pip wheel --no-deps --wheel-dir /wheels . \
-    && python3 -m venv --without-pip /opt/datajobs \
+# base's own pip); the application's virtualenv gets no pip of its own.
+RUN python3 -m venv /opt/build \
+    && python3 -m venv --without-pip /opt/datajobs
+# The dependencies first, read from pyproject.toml alone: a layer that edits of the sources leave cached.
+# Wheels only, from the index (no compiler in this stage either).
+COPY pyproject.toml ./
+RUN /opt/build/bin/python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+print("\n".join(p["dependencies"] + p["optional-dependencies"]["workers"]))' > /tmp/requirements.txt \
     && /opt/build/bin/pip --python /opt/datajobs/bin/python install --no-compile --only-binary=:all: \
-        --find-links /wheels "datajobs-operator[workers]==${VERSION}" \
+        -r /tmp/requirements.txt \
+    && /opt/datajobs/bin/python -m compileall -q /opt/datajobs/lib
+# Then the project's own wheel, alone, and a check that it and the dependencies agree. The README is the
+# wheel's long description only: an empty one keeps docs edits from changing the image.
+COPY operator ./operator
+RUN : > README.md \
+    && /opt/build/bin/pip wheel --no-deps --wheel-dir /wheels . \
+    && /opt/build/bin/pip --python /opt/datajobs/bin/python install --no-compile --no-deps --no-index \
+        --find-links /wheels "datajobs-operator==${VERSION}" \
+    && /opt/build/bin/pip --python /opt/datajobs/bin/python check \
     && /opt/datajobs/bin/python -m compileall -q /opt/datajobs/lib \
     && /opt/datajobs/bin/datajobs --help > /dev/null
 

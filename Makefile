@@ -7,7 +7,7 @@ DATAJOBS := $(VENV)/bin/datajobs
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: help venv control-plane prometheus postgres node image dev test test-unit test-integration lint crds verify bench bench-smoke clean
+.PHONY: help venv control-plane prometheus postgres node image dev test test-unit test-integration lint crds verify bench bench-smoke bench-workers clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -29,7 +29,7 @@ prometheus: $(STAMP)  ## build (or find) Prometheus and promtool, for the alert 
 image: $(STAMP)  ## build (or find, cached by content) the pause image and the Dockerfile's image: no Docker, no registry
 	$(PY) -m datajobs.localcluster.images
 
-dev: $(STAMP) node  ## run the product on an embedded local cluster (Ctrl-C stops everything)
+dev: $(STAMP) node  ## run the product on a local cluster, on a real node where possible (Ctrl-C stops everything)
 	$(DATAJOBS) dev
 
 postgres:  ## install PostgreSQL (Debian package) for the reference workers' tests
@@ -66,6 +66,10 @@ verify: crds  ## regenerate everything generated and fail on any diff
 
 bench: $(STAMP) control-plane  ## benchmark vs the Job controller (N=1,000 and 5,000; 10,000 for memory); BENCH_ARGS=...
 	$(PY) -m bench.run --full $(BENCH_ARGS)
+
+bench-workers: $(STAMP) postgres  ## the reference workers vs reladiff hashdiff and a plain UPDATE; BENCH_ARGS='--rows 1000000 --rows 10000000'
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m bench.workers_bench $(BENCH_ARGS)
 
 bench-smoke: $(STAMP) control-plane  ## the benchmark with tiny N (< 2 min; CI runs it via tests/integration/test_bench_smoke.py)
 	$(PY) -m bench.run --smoke $(BENCH_ARGS)

@@ -1,4 +1,8 @@
-"""`datajobs dev`: a local control plane with the CRDs, the operator and the adapter, in the foreground."""
+"""`datajobs dev`: a local control plane with the CRDs, the operator and the adapter, in the foreground.
+
+On a machine that can run a real node (Linux, root, the runtime installed) devnode.py runs it all in the
+cluster; otherwise (or with `--node fake`) the pods run on kwok fake nodes and the operator and the
+adapter run here as child processes."""
 
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ from datajobs.localcluster.binaries import BinariesError
 from datajobs.localcluster.cluster import ClusterError, LocalCluster
 from datajobs.localcluster.crds import apply_crds, load_crd_files
 from datajobs.localcluster.processes import Child, ignore_interrupts, interrupt_on_sigterm, spawn, stop_all
-from datajobs.localcluster.rest import ApiError
+from datajobs.localcluster.rest import ApiError, Rest
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--adapter-port", type=int, default=8080, help="port of the HTTP adapter on 127.0.0.1 (default 8080)"
     )
     parser.add_argument("--nodes", type=int, default=3, help="number of kwok fake nodes (default 3)")
+    parser.add_argument(
+        "--node",
+        choices=("auto", "real", "fake"),
+        default="auto",
+        help="real: a kubelet node running the operator, the adapter and the workers, with PostgreSQL; "
+        "fake: kwok nodes, operator and adapter as local processes; auto (default): real where possible",
+    )
 
 
 class AlreadyRunning(RuntimeError):
@@ -89,19 +100,25 @@ def write_api_key(directory: Path) -> ApiKeyFiles:
     key = key_path.read_text().strip() if key_path.is_file() else ""
     if not key:
         key = secrets.token_urlsafe(32)
-    _write_private(key_path, key + "\n")
+    write_private(key_path, key + "\n")
     document = {
         "keys": [{"name": "dev", "sha256": hashlib.sha256(key.encode()).hexdigest(), "namespaces": ["*"]}]
     }
-    _write_private(doc_path, yaml.safe_dump(document, sort_keys=False))
+    write_private(doc_path, yaml.safe_dump(document, sort_keys=False))
     return ApiKeyFiles(key_path, doc_path)
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
+
+
+def announce(kubeconfig: Path, url: str, keys: ApiKeyFiles, node: str) -> None:
+    """The one `ready:` line (DESIGN.md "Local use"): kubeconfig, adapter URL, API key file, which node."""
+    sys.stdout.write(f"ready: kubeconfig={kubeconfig} adapter={url} api-key={keys.key} {node}\n")
+    sys.stdout.flush()
 
 
 def crd_documents() -> list[dict[str, Any]]:
@@ -112,6 +129,12 @@ def crd_documents() -> list[dict[str, Any]]:
         log.warning("cannot import datajobs.crdgen (%s): applying %s/*.yaml instead", exc, REPO_CRDS)
         return load_crd_files(REPO_CRDS)
     return render_crds()
+
+
+def patient_rest(cluster: LocalCluster) -> Rest:
+    """The admin client with a long timeout: a CRD's server-side apply compiles its validation rules,
+    which on a loaded machine takes longer than the usual 10 s, and an abandoned request starts over."""
+    return Rest(cluster.rest.server, cluster.rest.pki, timeout=120.0)
 
 
 def port_free(port: int) -> bool:
@@ -143,7 +166,7 @@ def start_products(kubeconfig: Path, port: int, keys: ApiKeyFiles) -> list[Child
     return [spawn("operator", operator, stdout=stderr), spawn("adapter", adapter, stdout=stderr)]
 
 
-def _http_ok(url: str) -> bool:
+def http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as resp:
             return 200 <= resp.status < 300
@@ -155,7 +178,7 @@ def wait_adapter(adapter: Child, url: str, timeout: float) -> bool:
     """True once `url`/readyz answers 2xx; False if the adapter exited. Raises TimeoutError."""
     deadline = time.monotonic() + timeout
     while adapter.alive():
-        if _http_ok(url + "/readyz"):
+        if http_ok(url + "/readyz"):
             return True
         if time.monotonic() > deadline:
             raise TimeoutError(f"the adapter did not answer {url}/readyz within {timeout:.0f} s")
@@ -172,6 +195,21 @@ def _report_exit(child: Child) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from datajobs.localcluster.realnode import unavailable_reason
+
+    reason = unavailable_reason() if args.node != "fake" else "--node fake"
+    if reason is None:
+        from datajobs import devnode
+
+        return devnode.run(args)
+    if args.node == "real":
+        log.error("--node real: %s", reason)
+        return 1
+    return run_fake(args, reason)
+
+
+def run_fake(args: argparse.Namespace, reason: str) -> int:
+    """Kwok fake nodes; the operator and the adapter as child processes of this one."""
     directory: Path = args.dir.resolve()
     if not port_free(args.adapter_port):
         log.error("port %d on 127.0.0.1 is in use: pass --adapter-port", args.adapter_port)
@@ -182,18 +220,17 @@ def run(args: argparse.Namespace) -> int:
     products: list[Child] = []
     try:
         cluster.start()
-        names = apply_crds(cluster.rest, crd_documents())
+        names = apply_crds(patient_rest(cluster), crd_documents())
         log.info("CRDs established: %s", ", ".join(names) or "(none)")
         kubeconfig = directory / "kubeconfig"
-        _write_private(kubeconfig, cluster.kubeconfig.read_text())
+        write_private(kubeconfig, cluster.kubeconfig.read_text())
         keys = write_api_key(directory)
         products = start_products(kubeconfig, args.adapter_port, keys)
         adapter = products[1]
         url = f"http://127.0.0.1:{args.adapter_port}"
         if not wait_adapter(adapter, url, ADAPTER_READY_TIMEOUT):
             _report_exit(adapter)
-        sys.stdout.write(f"ready: kubeconfig={kubeconfig} adapter={url} api-key={keys.key}\n")
-        sys.stdout.flush()
+        announce(kubeconfig, url, keys, f"node=fake ({reason})")
         reported: set[str] = set()
         while True:
             time.sleep(0.5)

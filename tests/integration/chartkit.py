@@ -7,7 +7,7 @@ import json
 import os
 import secrets
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +50,18 @@ class Helm:
         return proc
 
     def template(
-        self, values: dict[str, Any] | None = None, *, namespace: str = "datajobs-system", release: str = "dj"
+        self,
+        values: dict[str, Any] | None = None,
+        *,
+        namespace: str = "datajobs-system",
+        release: str = "dj",
+        files: Sequence[Path] = (),
     ) -> list[dict[str, Any]]:
-        """Render the chart (no cluster) and return its documents."""
-        out = self.run("template", release, str(CHART), "--namespace", namespace, *values_args(values)).stdout
+        """Render the chart (no cluster) with values `files` then `values`; return its documents."""
+        file_args = [a for f in files for a in ("--values", str(f))]
+        out = self.run(
+            "template", release, str(CHART), "--namespace", namespace, *file_args, *values_args(values)
+        ).stdout
         return [d for d in yaml.safe_load_all(out) if d]
 
     def install(

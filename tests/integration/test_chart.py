@@ -8,6 +8,7 @@ import argparse
 import base64
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -16,8 +17,10 @@ import yaml
 from chartkit import CHART, Helm, HelmError, find, helm, helm_offline, kinds, release, secret_value  # noqa: F401
 from kubernetes import client
 
+from datajobs import devnode
 from datajobs.adapter.keys import parse_keys
 from datajobs.cli import build_parser
+from datajobs.localcluster.nodeconfig import TAINT, pod_placement
 from helpers import wait_for
 
 NS = "datajobs-system"
@@ -308,6 +311,76 @@ def test_values_are_passed_through(helm_offline: Helm) -> None:
     assert not [d for d in docs if d["metadata"]["name"].endswith("-worker")]
 
 
+def test_worker_placement_and_pull_policy_reach_the_operator_flags(helm_offline: Helm) -> None:
+    """worker.nodeSelector/tolerations/imagePullPolicy become flags the operator's own parser accepts."""
+    docs = helm_offline.template(
+        {
+            "image": {"pullPolicy": "Never"},
+            "worker": {
+                "nodeSelector": {"datajobs.io/node": "real", "zone": "a"},
+                "tolerations": [
+                    {"key": "datajobs.io/node", "operator": "Equal", "value": "real", "effect": "NoSchedule"},
+                    {"key": "dedicated", "operator": "Exists", "effect": "NoExecute"},
+                ],
+            },
+        },
+        namespace=NS,
+        release="dj",
+    )
+    op = parse(container(find(docs, "Deployment", "dj-datajobs-operator"))["args"])
+    assert op.worker_image_pull_policy == "Never"  # follows image.pullPolicy unless worker.imagePullPolicy
+    assert sorted(op.worker_node_selector) == [("datajobs.io/node", "real"), ("zone", "a")]
+    assert op.worker_toleration == [
+        ("datajobs.io/node", "real", "NoSchedule"),
+        ("dedicated", "", "NoExecute"),
+    ]
+    default = parse(
+        container(find(helm_offline.template(release="dj"), "Deployment", "dj-datajobs-operator"))["args"]
+    )
+    assert (default.worker_image_pull_policy, default.worker_node_selector, default.worker_toleration) == (
+        "IfNotPresent",
+        [],
+        [],
+    )
+    own = helm_offline.template({"worker": {"imagePullPolicy": "Always"}}, release="dj")
+    assert parse(
+        container(find(own, "Deployment", "dj-datajobs-operator"))["args"]
+    ).worker_image_pull_policy == ("Always")
+
+
+def test_make_devs_values_put_the_built_image_and_every_pod_on_the_real_node(
+    helm_offline: Helm, tmp_path: Path
+) -> None:
+    """What `datajobs dev` installs: the placement file, then devnode.chart_values() (two --values files)."""
+    ref = "localhost/datajobs/datajobs-operator:0123abcd"
+    dev_values = tmp_path / "chart-values.yaml"
+    dev_values.write_text(yaml.safe_dump(devnode.chart_values(ref)))
+    files = [devnode.PLACEMENT_VALUES, dev_values]
+    docs = helm_offline.template(namespace=NS, release="datajobs-operator", files=files)
+    placement = pod_placement()
+    for name in ("datajobs-operator", "datajobs-operator-adapter"):
+        pod = find(docs, "Deployment", name)["spec"]["template"]["spec"]
+        assert (pod["nodeSelector"], pod["tolerations"]) == (
+            placement["nodeSelector"],
+            placement["tolerations"],
+        )
+        assert (
+            container({"spec": {"template": {"spec": pod}}})["image"],
+            pod["containers"][0]["imagePullPolicy"],
+        ) == (
+            ref,
+            "Never",
+        )
+    op = parse(container(find(docs, "Deployment", "datajobs-operator"))["args"])
+    assert op.worker_image == ref and op.worker_image_pull_policy == "Never"
+    assert op.worker_node_selector == list(placement["nodeSelector"].items())
+    assert op.worker_toleration == [(TAINT["key"], TAINT["value"], TAINT["effect"])]
+    ad = parse(container(find(docs, "Deployment", "datajobs-operator-adapter"))["args"])
+    assert ad.api_keys_secret == f"{NS}/{devnode.KEYS_SECRET}"
+    assert find(docs, "ServiceAccount", "datajobs-operator-worker", "default")
+    assert not [d for d in docs if d["kind"] == "Secret"]  # dev's own keys, not a generated one
+
+
 @pytest.mark.parametrize(
     ("values", "complaint"),
     [
@@ -336,6 +409,8 @@ def test_values_are_passed_through(helm_offline: Helm) -> None:
         ({"log": {"level": "TRACE"}}, "/log/level"),
         ({"serviceMonitor": {"interval": "often"}}, "/serviceMonitor/interval"),
         ({"adapter": {"port": 70000}}, "/adapter/port"),
+        ({"worker": {"tolerations": [{"key": "k", "effect": "Sometimes"}]}}, "/worker/tolerations/0/effect"),
+        ({"worker": {"nodeSelector": {"zone": 1}}}, "/worker/nodeSelector/zone"),
     ],
 )
 def test_values_that_violate_the_schema_fail_helm_template(

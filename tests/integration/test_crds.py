@@ -535,7 +535,8 @@ def test_examples_are_accepted(k: Kubectl) -> None:
         "-f",
         str(EXAMPLES / "maskingexecution.yaml"),
     )
-    ij = yaml.safe_load((EXAMPLES / "integrityjob.yaml").read_text("utf-8"))
+    k.ok("apply", "--validate=strict", "-f", str(EXAMPLES / "integrityjob-template.yaml"))
+    ij = yaml.safe_load((EXAMPLES / "integrityjob-template.yaml").read_text("utf-8"))
     stored = k.get(IJ, ij["metadata"]["name"])
     assert stored["spec"]["samplingRate"] == ij["spec"]["samplingRate"]
     # The template survives pruning whole, labels included.

@@ -1,13 +1,13 @@
-"""`datajobs dev` reaches `ready:`, refuses a second instance on its directory, and Ctrl-C leaves nothing."""
+"""`datajobs dev --node fake` gets ready, refuses a second instance on its dir, and Ctrl-C leaves nothing.
+
+This is the fallback where no real node can run (kwok nodes, operator and adapter as processes);
+tests/node/test_dev_node.py tests the real node."""
 
 from __future__ import annotations
 
 import hashlib
 import signal
-import socket
 import stat
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,50 +16,9 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from helpers import wait_for
+from devkit import Dev, free_port, ready_fields
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Dev:
-    """One `datajobs dev` process with its stdout/stderr in files."""
-
-    def __init__(self, directory: Path, port: int, logs: Path, name: str) -> None:
-        self.out, self.err = logs / f"{name}.out", logs / f"{name}.err"
-        with self.out.open("wb") as out, self.err.open("wb") as err:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "datajobs.cli",
-                    "dev",
-                    "--dir",
-                    str(directory),
-                    "--adapter-port",
-                    str(port),
-                ],
-                stdout=out,
-                stderr=err,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-
-    def output(self) -> str:
-        return self.out.read_text()
-
-    def errors(self) -> str:
-        return self.err.read_text(errors="replace")[-4000:]
-
-    def ready_line(self) -> str:
-        def ready() -> str | None:
-            assert self.proc.poll() is None, f"datajobs dev exited {self.proc.returncode}:\n{self.errors()}"
-            return next((ln for ln in self.output().splitlines() if ln.startswith("ready:")), None)
-
-        return wait_for(ready, timeout=240, interval=0.2, message="the ready: line")
+FAKE = ("--node", "fake")
 
 
 @pytest.fixture
@@ -69,7 +28,7 @@ def dev_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def first(dev_dir: Path, tmp_path: Path) -> Iterator[Dev]:
-    dev = Dev(dev_dir, _free_port(), tmp_path, "first")
+    dev = Dev(dev_dir, free_port(), tmp_path, "first", FAKE)
     try:
         yield dev
     finally:
@@ -82,7 +41,8 @@ def test_dev_gets_ready_refuses_a_second_instance_and_stops_everything_on_ctrl_c
     first: Dev, dev_dir: Path, tmp_path: Path
 ) -> None:
     line = first.ready_line()
-    fields = dict(part.split("=", 1) for part in line.removeprefix("ready:").split())
+    fields = ready_fields(line)
+    assert (fields["node"], fields["reason"]) == ("fake", "--node fake")
     kubeconfig = dev_dir.resolve() / "kubeconfig"
     assert fields["kubeconfig"] == str(kubeconfig)
     assert fields["adapter"].startswith("http://127.0.0.1:")
@@ -108,7 +68,7 @@ def test_dev_gets_ready_refuses_a_second_instance_and_stops_everything_on_ctrl_c
     finally:
         api.close()
 
-    second = Dev(dev_dir, _free_port(), tmp_path, "second")
+    second = Dev(dev_dir, free_port(), tmp_path, "second", FAKE)
     assert second.proc.wait(timeout=60) != 0
     assert "already running" in second.errors()
     assert str(first.proc.pid) in second.errors()
@@ -124,7 +84,7 @@ def test_dev_gets_ready_refuses_a_second_instance_and_stops_everything_on_ctrl_c
     assert not survivors, f"left running after Ctrl-C: {survivors}"
 
     # The lock went with the process: the directory is usable again at once.
-    third = Dev(dev_dir, _free_port(), tmp_path, "third")
+    third = Dev(dev_dir, free_port(), tmp_path, "third", FAKE)
     try:
         third.ready_line()
     finally:

@@ -240,7 +240,7 @@ def _data(user: dict, key: str) -> str:
 
 
 @pytest.mark.parametrize("kind", ["IntegrityJob", "MaskingExecution"])
-def test_logs_without_a_pod_or_kept_copy_say_why(plugin, run_operator, jobs, kind):
+def test_logs_say_why_there_is_none_or_show_the_kept_copy(plugin, run_operator, jobs, kind, namespace):
     run_operator(max_running=1)
     jobs.create(kind, "blocker", SPECS[kind]())
     jobs.wait_pod_running("blocker")
@@ -248,14 +248,15 @@ def test_logs_without_a_pod_or_kept_copy_say_why(plugin, run_operator, jobs, kin
     jobs.wait_status(kind, "later", "QUEUED")
     short = "ij" if kind == "IntegrityJob" else "mex"
     queued = plugin("logs", f"{short}/later")
-    assert (
-        queued.code == 1
-        and queued.err.strip() == f"error: {short}/later is QUEUED: its worker pod does not exist yet"
-    )
+    assert queued.code == 1
+    assert queued.err.strip() == f"error: {short}/later is QUEUED: its worker pod does not exist yet"
     plugin.ok("cancel", f"{short}/blocker", "--wait")
+    # A kwok pod has no log to give: the copy the operator kept before deleting it says so.
+    kept = plugin.ok("logs", f"{short}/blocker")
+    assert kept.out.startswith("(the log of container worker was not available: "), kept.out
+    jobs.core.delete_namespaced_config_map("blocker-worker-log", namespace)
     gone = plugin("logs", f"{short}/blocker")
     assert gone.code == 1
-    assert (
-        gone.err.strip()
-        == f"error: the worker pod of {short}/blocker is gone and no kept copy of its log exists"
+    assert gone.err.strip() == (
+        f"error: the worker pod of {short}/blocker is gone and no kept copy of its log exists"
     )

@@ -1,4 +1,6 @@
-"""A masking test database: customers and orders linked by a foreign key on a masked column, with triggers."""
+"""A masking test database: customers and orders linked by a foreign key on a masked column, with triggers.
+
+The schema is the one `datajobs dev` seeds (datajobs.devdata); the rows are written here, row by row."""
 
 from __future__ import annotations
 
@@ -9,33 +11,9 @@ from typing import Any
 import psycopg
 import yaml
 
-SCHEMA = """
-CREATE TABLE customers (
-    id bigint PRIMARY KEY,
-    email text NOT NULL UNIQUE,
-    phone text,
-    ref varchar(24) UNIQUE,
-    birth date,
-    created_at timestamptz,
-    note text
-);
-CREATE TABLE orders (
-    id bigint PRIMARY KEY,
-    customer_email text NOT NULL REFERENCES customers (email),
-    total numeric(10, 2) NOT NULL
-);
-CREATE TABLE audit (at timestamptz DEFAULT clock_timestamp(), what text);
-CREATE FUNCTION forbid_update() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN RAISE EXCEPTION 'customers are read-only'; END $$;
-CREATE FUNCTION audit_note() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN INSERT INTO audit (what) VALUES ('note changed'); RETURN NEW; END $$;
--- fights masking (fires on every UPDATE); enabled ALWAYS, which the restore must keep
-CREATE TRIGGER customers_readonly BEFORE UPDATE ON customers FOR EACH ROW EXECUTE FUNCTION forbid_update();
-ALTER TABLE customers ENABLE ALWAYS TRIGGER customers_readonly;
--- fires only on UPDATE OF note, which masking never touches: must be left alone
-CREATE TRIGGER customers_note_audit AFTER UPDATE OF note ON customers
-    FOR EACH ROW EXECUTE FUNCTION audit_note();
-"""
+from datajobs.devdata import MASKING_FOREIGN_KEY, MASKING_SCHEMA
+
+SCHEMA = MASKING_SCHEMA + MASKING_FOREIGN_KEY + ";\n"
 
 BASE_DATE = dt.date(1960, 1, 1)
 BASE_TIME = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)

@@ -86,6 +86,7 @@ class Engine:
         if config.worker_resources is not None:
             self.defaults = replace(self.defaults, resources=config.worker_resources)
         self._tasks: list[asyncio.Task[None]] = []
+        self._workers: list[asyncio.Task[None]] = []
         self._side_tasks: set[asyncio.Task[None]] = set()
         self._events = asyncio.Semaphore(16)
         self._first_seen: dict[str, float] = {}
@@ -118,12 +119,20 @@ class Engine:
     async def lead(self) -> None:
         """Start acting (dispatch, cancel, status writes) on a view listed after leadership was won."""
         await self.relist()
-        self._tasks += [
+        self._workers = [
             asyncio.create_task(self._worker(), name=f"reconcile-{i}")
             for i in range(self.config.reconcile_workers)
         ]
         self.leading = True
         log.info("engine acting: %d jobs, %d worker pods", len(self.store.jobs), len(self.store.pods))
+
+    def pause(self) -> None:
+        """Stop acting at once (leadership lost); the view stays current, `lead()` resumes. A reconcile
+        cut short is repaired like one cut by a crash: every step is idempotent."""
+        for task in self._workers:
+            task.cancel()
+        self._workers = []
+        self.leading = False
 
     async def relist(self) -> None:
         """List jobs and worker pods (paginated) and make the store exactly that: what the list returns is
@@ -204,9 +213,10 @@ class Engine:
                 self._relist_wanted.set()
 
     async def stop(self) -> None:
-        for task in self._tasks + list(self._side_tasks):
+        tasks = self._tasks + self._workers + list(self._side_tasks)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._side_tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- events in -----------------------------------------------------------------------------------------
 

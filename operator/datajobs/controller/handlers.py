@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import os
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -43,11 +46,24 @@ def _own_copy(body: kopf.Body) -> dict[str, Any]:
     return raw
 
 
+def in_cluster_server(env: Mapping[str, str]) -> str | None:
+    """The API server as a pod reaches it: `$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`, as client-go
+    does (kopf's own service-account login names `kubernetes.default.svc`, which needs cluster DNS)."""
+    host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")
+    if not host or not port:
+        return None
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
+
 def credentials(config: OperatorConfig, settings: kopf.OperatorSettings) -> kopf.ConnectionInfo | None:
     """An explicit --kubeconfig wins; otherwise the pod's ServiceAccount; otherwise $KUBECONFIG."""
     if config.kubeconfig:
         return kopf.login_with_kubeconfig(settings=settings)
-    return kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(settings=settings)
+    pod = kopf.login_with_service_account(settings=settings)
+    server = in_cluster_server(os.environ)
+    if pod is not None and server is not None:
+        pod = dataclasses.replace(pod, server=server)
+    return pod or kopf.login_with_kubeconfig(settings=settings)
 
 
 @kopf.on.login()
@@ -99,7 +115,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 
 def start_election(memo: kopf.Memo, engine: Engine, settings: kopf.OperatorSettings) -> None:
     """Stand by until this replica holds the Lease, then let the engine act; if the Lease is lost, stop
-    acting at once and end the process (exit 1) so it restarts as a standby."""
+    acting at once and stand by again."""
     config: OperatorConfig = memo.config
     # Its own session: Lease renewals must not wait behind the engine's throttled requests or retries.
     lease_api = ApiSession(lambda: credentials(config, settings), max_connections=2, qps=0, max_retries=0)
@@ -113,13 +129,8 @@ def start_election(memo: kopf.Memo, engine: Engine, settings: kopf.OperatorSetti
     )
     engine.may_act = elector.is_leader
 
-    def lost() -> None:
-        memo.lost_leadership = True
-        asyncio.get_running_loop().create_task(engine.stop())
-        memo.stop_flag.set()
-
     memo.lease_api, memo.elector = lease_api, elector
-    memo.election = asyncio.create_task(elector.run(engine.lead, lost), name="leader-election")
+    memo.election = asyncio.create_task(elector.run(engine.lead, engine.pause), name="leader-election")
 
 
 @kopf.on.cleanup()

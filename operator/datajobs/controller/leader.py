@@ -59,30 +59,32 @@ class LeaderElector:
         return time.monotonic() < self._valid_until
 
     async def run(self, on_started: Callable[[], Awaitable[None]], on_lost: Callable[[], None]) -> None:
-        """Wait for the Lease, start leading (`on_started` runs beside the renewals), renew until a renewal
-        misses the deadline, then call `on_lost` and return."""
-        log.info("waiting for the leader Lease %s/%s as %s", self.namespace, self.name, self.identity)
-        while not await self._attempt():  # noqa: ASYNC110 (polling the API server, not a local flag)
-            await asyncio.sleep(self.retry_period * (1 + 0.2 * random.random()))
-        log.info("became the leader (Lease %s/%s, identity %s)", self.namespace, self.name, self.identity)
-        metrics.LEADER.labels(identity=self.identity).set(1)
-        self._started = asyncio.create_task(self._start(on_started), name="lead")
-        try:
-            while True:
-                await asyncio.sleep(self.retry_period)
-                if not await self._attempt() and not self.is_leader():
-                    break
-        finally:
-            if self._started is not None and not self._started.done():
-                self._started.cancel()
-        metrics.LEADER.labels(identity=self.identity).set(0)
-        log.error(
-            "lost the leader Lease %s/%s: no renewal within %.0fs",
-            self.namespace,
-            self.name,
-            self.renew_deadline,
-        )
-        on_lost()
+        """Forever: wait for the Lease, lead (`on_started` runs beside the renewals) until a renewal misses
+        the deadline, then `on_lost()` (stop acting at once) and stand by again. A replica cut off from the
+        API server thus stops acting and takes the Lease back, or leaves it to another, once it returns."""
+        while True:
+            log.info("waiting for the leader Lease %s/%s as %s", self.namespace, self.name, self.identity)
+            while not await self._attempt():  # noqa: ASYNC110 (polling the API server, not a local flag)
+                await asyncio.sleep(self.retry_period * (1 + 0.2 * random.random()))
+            log.info("became the leader (Lease %s/%s, identity %s)", self.namespace, self.name, self.identity)
+            metrics.LEADER.labels(identity=self.identity).set(1)
+            self._started = asyncio.create_task(self._start(on_started), name="lead")
+            try:
+                while True:
+                    await asyncio.sleep(self.retry_period)
+                    if not await self._attempt() and not self.is_leader():
+                        break
+            finally:
+                if self._started is not None and not self._started.done():
+                    self._started.cancel()
+            metrics.LEADER.labels(identity=self.identity).set(0)
+            log.error(
+                "lost the leader Lease %s/%s: no renewal within %.0fs; stopped acting",
+                self.namespace,
+                self.name,
+                self.renew_deadline,
+            )
+            on_lost()
 
     async def _start(self, on_started: Callable[[], Awaitable[None]]) -> None:
         while self.is_leader():

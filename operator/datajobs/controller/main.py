@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import kopf
+from kopf._core.engines.peering import Identity
 from prometheus_client import start_http_server
 
 from datajobs.controller.config import OperatorConfig, parse_resources
@@ -220,21 +221,19 @@ def main(args: argparse.Namespace) -> int:
     # needs no access to them (with the scan on and no such access, kopf retries the forbidden calls for
     # about a minute before it starts watching anything).
     settings.scanning.disabled = True
-    memo = kopf.Memo(config=config, lost_leadership=False)
-
-    async def operate() -> None:
-        memo.stop_flag = asyncio.Event()  # set when leadership is lost: kopf stops, the process exits 1
-        await kopf.operator(
+    asyncio.run(
+        kopf.operator(
             clusterwide=not config.namespaces,
             namespaces=list(config.namespaces),
             # kopf's own peering stays off: our Lease decides who acts (kopf's peering would pause the
             # watches of a standby, leaving it nothing to take over with)
             standalone=True,
+            # kopf would name us after getpass.getuser(), which fails for a uid with no passwd entry (the
+            # image's 65532, any runAsUser): the host name (the pod's name in a pod) and pid instead.
+            identity=Identity(f"{socket.gethostname()}-{os.getpid()}"),
             liveness_endpoint=liveness,
-            memo=memo,
+            memo=kopf.Memo(config=config),
             settings=settings,
-            stop_flag=memo.stop_flag,
         )
-
-    asyncio.run(operate())
-    return 1 if memo.lost_leadership else 0
+    )
+    return 0

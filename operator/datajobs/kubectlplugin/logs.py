@@ -1,9 +1,8 @@
 """`kubectl datajobs logs`: the worker's log, live from its pod; once the pod is gone, the kept copy.
 
-The kept copy is what the operator saves of a worker's log before it deletes the pod (issue 14; until the
-operator writes one, there is none). The plugin reads it from ConfigMaps in the job's namespace labelled
-`datajobs.io/kept-logs=<kind>` and `datajobs.io/job=<name>`, owned by the job's uid, one data key per
-container; the operator's side of that contract is to be written with issue 14.
+The kept copy is the tail of each container's log that the operator saves before it deletes a worker pod
+(datajobs.core.keptlogs): the ConfigMap `<job>-worker-log`, labelled `datajobs.io/kept-logs=true` and
+`datajobs.io/job=<job>`, owned by the job, one data key per container.
 """
 
 from __future__ import annotations
@@ -11,20 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from datajobs.core.keptlogs import LABEL_KEPT_LOGS
+from datajobs.core.workerpod import LABEL_JOB, short_name
 from datajobs.kubectlplugin.api import Api, ApiException, CommandError
 from datajobs.kubectlplugin.refs import Ref
-
-KEPT_LOGS_LABEL = "datajobs.io/kept-logs"
-JOB_LABEL = "datajobs.io/job"
 
 
 def kept_copy(api: Api, ref: Ref, uid: str, container: str | None) -> str | None:
     """The saved log of the job's worker (the named container, or the only one), or None."""
-    selector = f"{KEPT_LOGS_LABEL}={ref.kind_name},{JOB_LABEL}={ref.name}"
+    selector = f"{LABEL_KEPT_LOGS}=true,{LABEL_JOB}={short_name(ref.name)}"
     for cm in api.list_configmaps(ref.namespace, selector):
         owners = (cm.get("metadata") or {}).get("ownerReferences") or []
         if not any(o.get("uid") == uid for o in owners):
-            continue  # a copy from an earlier job of the same name
+            continue  # a copy from an earlier job of the same name, or of the other kind
         data: dict[str, str] = cm.get("data") or {}
         if container is not None:
             if container in data:

@@ -18,6 +18,7 @@ import yaml
 
 from datajobs.localcluster import nodeconfig
 from datajobs.localcluster.binaries import NODE, Binaries, ensure_binaries
+from datajobs.localcluster.netns import SERVICE_NETWORK
 from datajobs.localcluster.pki import ADMIN_USER, Pki, create_pki
 from datajobs.localcluster.processes import Child, spawn, stop_all
 from datajobs.localcluster.realnode import RealNode, RealNodeError, egress_selector_config
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 STAGES_FILE = Path(__file__).with_name("kwok-stages.yaml")
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 NODE_PREFIX = "kwok-node-"
-SERVICE_CIDR = "10.0.0.0/24"
+SERVICE_CIDR = str(SERVICE_NETWORK)
 POD_CIDR = "10.244.0.0/16"
 _KCM_DISABLED = (
     "node-lifecycle-controller",

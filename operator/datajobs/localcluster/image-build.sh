@@ -5,7 +5,9 @@
 #   image-build.sh install                                  install the Debian packages the builds need
 #   image-build.sh pause <src-dir> <out.tar> <ref>          static pause binary -> docker-archive tar
 #   image-build.sh app <repo> <base.tar> <base-ref> <out.tar> <ref> <store>
-#                                                           `buildah bud` of <repo>/Dockerfile on the base
+#                                                           `buildah bud` of <repo>/Dockerfile on the base,
+#                                                           its steps cached in the buildah store <store>
+#   image-build.sh clean-store <store>                      remove a buildah store
 # Tars are written to <out>.tmp.<pid> and renamed, so a cached tar is always complete.
 set -euo pipefail
 
@@ -56,28 +58,52 @@ app() {
   local repo=${1:?repo} base_tar=${2:?base} base_ref=${3:?base-ref} out=${4:?out} ref=${5:?ref}
   local store=${6:?store}
   local b=(buildah --root "$store/root" --runroot "$store/run" --storage-driver overlay)
-  mkdir -p "$store"
-  "${b[@]}" pull --quiet "docker-archive:$base_tar" >/dev/null
+  prepare_store "$store"
+  "${b[@]}" inspect --type image "$base_ref" >/dev/null 2>&1 \
+    || "${b[@]}" pull --quiet "docker-archive:$base_tar" >/dev/null
   # The build's RUN steps trust the CAs this host trusts (a TLS-inspecting proxy's, say) when they fetch
   # from the package index; the bundle is mounted for the build only, never copied into the image.
   local trust=()
   if [[ -f /etc/ssl/certs/ca-certificates.crt ]]; then
     trust=(--volume /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro)
   fi
-  "${b[@]}" bud --isolation chroot --pull-never --layers=false "${trust[@]}" \
+  # --layers: the store keeps each step's result, so a source edit reuses the dependencies' layer.
+  "${b[@]}" bud --isolation chroot --pull-never --layers "${trust[@]}" \
     --build-arg "PYTHON_IMAGE=$base_ref" --tag "$ref" --file "$repo/Dockerfile" "$repo"
   rm -f "$out.tmp.$$"
   "${b[@]}" push --quiet "$ref" "docker-archive:$out.tmp.$$:$ref"
   mv -f "$out.tmp.$$" "$out"
+  "${b[@]}" rmi "$ref" >/dev/null  # the tar is the product; the cached steps stay
 }
 
-# Removes a build's private buildah storage, also one a killed build left behind (overlay mounts).
+# Before a build (one at a time, under images.py's lock): what a killed build left (working containers,
+# mounts) goes, and the whole store once it outgrows STORE_MAX_MB (the next build then starts cold).
+STORE_MAX_MB=${STORE_MAX_MB:-4096}
+prepare_store() {
+  local store=${1:?store} used
+  mkdir -p "$store"
+  "${b[@]}" rm --all >/dev/null 2>&1 || true
+  unmount_below "$store"
+  used=$(du -sm "$store" | cut -f1)
+  if ((used > STORE_MAX_MB)); then
+    echo "image-build.sh: the buildah store holds ${used} MB (> ${STORE_MAX_MB}): starting it afresh" >&2
+    clean_store "$store"
+    mkdir -p "$store"
+  fi
+}
+
+unmount_below() {
+  local mnt
+  while read -r mnt; do umount -l "$mnt" 2>/dev/null || true; done \
+    < <(awk -v s="${1:?dir}/" 'index($2, s) == 1 {print $2}' /proc/self/mounts | sort -r)
+}
+
+# Removes a buildah storage directory entirely, also one a killed build left behind (overlay mounts).
 clean_store() {
-  local store=${1:?store} mnt
+  local store=${1:?store}
   [[ -d "$store" ]] || return 0
   buildah --root "$store/root" --runroot "$store/run" --storage-driver overlay rm --all >/dev/null 2>&1 || true
-  while read -r mnt; do umount -l "$mnt" 2>/dev/null || true; done \
-    < <(awk -v s="$store/" 'index($2, s) == 1 {print $2}' /proc/self/mounts | sort -r)
+  unmount_below "$store"
   rm -rf "$store"
 }
 

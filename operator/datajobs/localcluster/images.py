@@ -165,15 +165,18 @@ def _build_missing(plan: _Plan, repo_root: Path, env: dict[str, str]) -> None:
     if "app" in todo:
         if not plan.tar("base").is_file():
             _run(plan, "base", [str(plan.tar("base")), plan.ref("base")], env, script=BASE_SCRIPT)
-        # buildah's storage is private to this build; a killed build's is removed by the next one.
-        store = plan.directory / f"store-{os.getpid()}"
-        for stale in [store, *(s for s in plan.directory.glob("store*") if not _owner_alive(s))]:
+        # buildah's store keeps the build's cached steps between builds, used by one build at a time (the
+        # lock); stores of the earlier one-per-build layout whose owner is gone are removed.
+        for stale in [s for s in plan.directory.glob("store*") if not _owner_alive(s)]:
             _run(plan, "clean-store", ["clean-store", str(stale)], env)
-        try:
-            args = [str(repo_root), str(plan.tar("base")), plan.ref("base")]
-            _run(plan, "app", ["app", *args, str(plan.tar("app")), plan.ref("app"), str(store)], env)
-        finally:
-            _run(plan, "clean-store", ["clean-store", str(store)], env)
+        args = [
+            str(repo_root),
+            str(plan.tar("base")),
+            plan.ref("base"),
+            str(plan.tar("app")),
+            plan.ref("app"),
+        ]
+        _run(plan, "app", ["app", *args, str(plan.directory / "buildah")], env)
         os.utime(plan.tar("base"))
     for kind in ("base", "pause", "app"):
         _prune(plan.directory, kind, keep=plan.tar(kind))
@@ -227,10 +230,10 @@ def _stop_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _owner_alive(store: Path) -> bool:
-    """Whether the process that named `store-<pid>` still runs (`store` alone: an older layout, never)."""
+    """Whether the process that named `store-<pid>` may still run (a name without a pid: unknown, so yes)."""
     pid = store.name.removeprefix("store-")
     if not pid.isdigit():
-        return False
+        return True
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:

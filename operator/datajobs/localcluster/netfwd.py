@@ -21,7 +21,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from datajobs.localcluster.netns import NamespaceSockets, inside_namespace
+from datajobs.localcluster.netns import NamespaceSockets, dialable_in_namespace, inside_namespace
 
 log = logging.getLogger("datajobs.netfwd")
 Dial = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
@@ -80,8 +80,18 @@ class Forwarder:
         return await asyncio.open_connection(host, port)
 
     async def dial_namespace(self, host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """The API server's egress: the node and its pods only."""
         if not inside_namespace(host):
             raise PermissionError(f"refusing to dial {host}: not inside the node's namespace")
+        return await self._dial_inside(host, port)
+
+    async def dial_service(self, host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """An outward forwarder's target: an address inside the namespace, or a Service's ClusterIP."""
+        if not dialable_in_namespace(host):
+            raise PermissionError(f"refusing to dial {host}: not in the node's namespace nor a ClusterIP")
+        return await self._dial_inside(host, port)
+
+    async def _dial_inside(self, host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         sock = await asyncio.get_running_loop().run_in_executor(None, self.ns.tcp)
         sock.setblocking(False)
         try:
@@ -141,7 +151,7 @@ async def serve(args: argparse.Namespace) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((lhost, lport))
         sock.listen(512)
-        await fwd.forward(sock, fwd.dial_namespace, target)
+        await fwd.forward(sock, fwd.dial_service, target)
     if args.connect_proxy:
         await fwd.connect_proxy(args.connect_proxy)
     if args.ready_file:

@@ -18,6 +18,9 @@ POD_SUBNET = "198.18.1.0/24"
 POD_GATEWAY = "198.18.1.1"
 NAMESPACE_NETWORK = ipaddress.ip_network("198.18.0.0/15")
 """Every address that lives inside the node's namespace: the node, its pods, its service proxy targets."""
+SERVICE_NETWORK = ipaddress.ip_network("10.0.0.0/24")
+"""The cluster's Service ClusterIPs (--service-cluster-ip-range): virtual, rewritten to pod addresses by
+kube-proxy's rules inside the node's namespace, which has no route out."""
 
 
 def inside_namespace(address: str) -> bool:
@@ -27,6 +30,16 @@ def inside_namespace(address: str) -> bool:
     except ValueError:
         return False
     return ip.is_loopback or ip in NAMESPACE_NETWORK
+
+
+def dialable_in_namespace(address: str) -> bool:
+    """What a socket inside the namespace may dial: its own addresses, or a Service's ClusterIP."""
+    if inside_namespace(address):
+        return True
+    try:
+        return ipaddress.ip_address(address) in SERVICE_NETWORK
+    except ValueError:
+        return False
 
 
 def _setns(path: Path) -> None:

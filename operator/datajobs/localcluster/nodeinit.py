@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from datajobs.localcluster.netns import NODE_IP
+from datajobs.localcluster.netns import NODE_IP, SERVICE_NETWORK
 
 BRIDGE = "dj-node"
 PRIVATE_TMPFS = ("/run", "/var/log")
@@ -33,6 +33,9 @@ def setup() -> None:
     _run("ip", "link", "add", BRIDGE, "type", "bridge")
     _run("ip", "addr", "add", f"{NODE_IP}/32", "dev", BRIDGE)
     _run("ip", "link", "set", BRIDGE, "up")
+    # Service ClusterIPs from the namespace itself (e.g. a forwarder to the adapter's Service): a route lets
+    # the connect through to kube-proxy's DNAT; without one it fails at once (network unreachable).
+    _run("ip", "route", "add", str(SERVICE_NETWORK), "dev", BRIDGE)
     for key, value in (
         ("net/ipv4/ip_forward", "1"),
         ("net/ipv4/conf/all/route_localnet", "1"),
