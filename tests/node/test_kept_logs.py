@@ -40,15 +40,16 @@ def test_the_workers_last_lines_outlive_its_pod_bounded_and_are_deleted_with_the
     if why == "deadline":
         spec["activeDeadlineSeconds"] = 20
     jobs.create(KIND, name, spec)
-    jobs.wait_pod_running(name, timeout=120)
-    wait_for(
-        lambda: "LAST LINE" in kubectl("-n", namespace, "logs", f"{name}-worker").stdout,
-        timeout=60,
-        message="the worker wrote its lines",
-    )
+    if why != "failure":  # (the failing worker exits at once: it may never be seen Running)
+        jobs.wait_pod_running(name, timeout=120)
+        wait_for(
+            lambda: "LAST LINE" in kubectl("-n", namespace, "logs", f"{name}-worker").stdout,
+            timeout=60,
+            message="the worker wrote its lines",
+        )
     if why == "cancel":
         jobs.cancel(KIND, name, graceful=True)
-    final = jobs.wait_status(KIND, name, "CANCELLED" if why == "cancel" else "FAILED", timeout=90)
+    final = jobs.wait_status(KIND, name, "CANCELLED" if why == "cancel" else "FAILED", timeout=150)
     if why == "deadline":
         assert next(c for c in final["conditions"] if c["type"] == "Finished")["reason"] == "DeadlineExceeded"
     if why != "failure":
