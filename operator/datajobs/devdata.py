@@ -143,11 +143,11 @@ def create_orders(dsn: str, schema: str, rows: dict[int, Row]) -> None:
     import psycopg
 
     with psycopg.connect(dsn) as conn:
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")  # type: ignore[arg-type]
-        conn.execute(ORDERS_TABLE.format(schema=schema))  # type: ignore[arg-type]
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        conn.execute(ORDERS_TABLE.format(schema=schema))
         with conn.cursor().copy(
             f"COPY {schema}.orders (id, customer, amount, updated_at) FROM STDIN"
-        ) as copy:  # type: ignore[arg-type]
+        ) as copy:
             for row in rows.values():
                 copy.write_row(row)
 
@@ -156,10 +156,10 @@ def seed_masking(dsn: str, customers: int, orders: int) -> None:
     import psycopg
 
     with psycopg.connect(dsn) as conn:
-        conn.execute(MASKING_SCHEMA)  # type: ignore[arg-type]
+        conn.execute(MASKING_SCHEMA)
         # Integers formatted in (no parameters: `%` stays the SQL operator and format()'s placeholder).
-        conn.execute(MASKING_ROWS.format(customers=int(customers), orders=int(orders)))  # type: ignore[arg-type]
-        conn.execute(MASKING_FOREIGN_KEY)  # type: ignore[arg-type]
+        conn.execute(MASKING_ROWS.format(customers=int(customers), orders=int(orders)))
+        conn.execute(MASKING_FOREIGN_KEY)
         conn.execute("ANALYZE")
 
 
@@ -178,8 +178,8 @@ def seed(
     import psycopg
 
     with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')  # type: ignore[arg-type]
-        conn.execute(f'CREATE DATABASE "{database}"')  # type: ignore[arg-type]
+        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{database}"')
     dsn = dsn_for(server_dsn, database)
     source = source_orders()
     create_orders(dsn, SOURCE_SCHEMA, source)
