@@ -39,6 +39,7 @@ before any timeout by the `images` fixture's collection hook)."""
 
 NS = devnode.RELEASE_NAMESPACE
 TRIGGERS = "SELECT tgname, tgenabled FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1"
+FOREIGN_KEYS = "SELECT conname FROM pg_constraint WHERE contype = 'f' ORDER BY 1"
 
 
 @dataclass
@@ -192,8 +193,11 @@ def wait_cancelled(running: RunningDev, name: str) -> dict[str, Any]:
 def test_a_kubectl_patch_graceful_cancel_restores_the_database_with_the_in_cluster_operator(
     running: RunningDev,
 ) -> None:
+    # The README's immediate cancels ran before: they left the trigger disabled and the foreign key dropped
+    # (nothing is restored then), so "restored" means: as the worker found them.
     with psycopg.connect(running.dsn) as conn:
         before = conn.execute(TRIGGERS).fetchall()
+        fks_before = conn.execute(FOREIGN_KEYS).fetchall()
     running.kubectl("apply", "-f", "-", input=masking_execution("mask-patch", 501))
     first = wait_masking(running, "mask-patch")
     running.kubectl("patch", "mex", "mask-patch", "--type", "merge", "-p",
@@ -202,8 +206,7 @@ def test_a_kubectl_patch_graceful_cancel_restores_the_database_with_the_in_clust
     assert status["rowsMasked"] >= first["rowsMasked"] and status["rowsMasked"] < status["rowsTotal"]
     with psycopg.connect(running.dsn) as conn:
         assert conn.execute(TRIGGERS).fetchall() == before
-        fks = conn.execute("SELECT conname FROM pg_constraint WHERE contype = 'f'").fetchall()
-    assert fks == [("orders_customer_email_fkey",)], "the foreign key the worker dropped is back"
+        assert conn.execute(FOREIGN_KEYS).fetchall() == fks_before
 
 
 def test_an_http_cancel_stops_a_running_masking_execution_with_the_in_cluster_operator(
