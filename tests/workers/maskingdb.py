@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import yaml
 
-from datajobs.devdata import MASKING_FOREIGN_KEY, MASKING_SCHEMA
+from datajobs.devdata import MASKING_FOREIGN_KEY, MASKING_RULES, MASKING_SCHEMA
 
 SCHEMA = MASKING_SCHEMA + MASKING_FOREIGN_KEY + ";\n"
 
@@ -52,22 +52,8 @@ def seed(dsn: str, customers: int, orders: int, bad_phone_every: int = 0) -> Non
         conn.execute("ANALYZE")
 
 
-RULES: dict[str, Any] = {
-    "batchSize": 250,
-    "tables": [
-        {
-            "table": "public.customers",
-            "columns": [
-                {"column": "email", "algorithm": "email"},
-                {"column": "phone", "algorithm": "phone", "keepLeadingDigits": 1},
-                {"column": "ref", "algorithm": "hash"},
-                {"column": "birth", "algorithm": "date_shift", "maxDays": 365},
-                {"column": "created_at", "algorithm": "date_shift", "maxDays": 365},
-            ],
-        },
-        {"table": "orders", "columns": [{"column": "customer_email", "algorithm": "email"}]},
-    ],
-}
+RULES: dict[str, Any] = MASKING_RULES
+"""The rules `datajobs dev` runs: one copy, in the product."""
 
 
 def write_rules(path: Path, rules: dict[str, Any] | None = None, **overrides: Any) -> Path:
