@@ -451,16 +451,22 @@ def test_a_workers_token_can_change_only_its_own_pod(
     worker = client.CoreV1Api(install.pod_api(kubectl, cluster, own, tmp_path))
     note = {"metadata": {"annotations": {"datajobs.io/progress": '{"rowsMasked": 1}'}}}
 
-    def refused(name: str, body: dict[str, Any], api: client.CoreV1Api = worker) -> str:
+    def refused(
+        name: str, body: dict[str, Any], api: client.CoreV1Api = worker, dry_run: str | None = None
+    ) -> str:
         try:
-            api.patch_namespaced_pod(name, ns, body)
+            api.patch_namespaced_pod(name, ns, body, dry_run=dry_run)
         except client.ApiException as exc:
             return f"{exc.status} {exc.body}" if exc.status == 403 else ""
         return ""
 
-    why = wait_for(
-        lambda: refused("other-worker", note), timeout=30, message="the policy refuses another pod"
+    # the policy's binding takes a moment to be in force: probe with dry runs, which change nothing
+    wait_for(
+        lambda: refused("other-worker", note, dry_run="All"),
+        timeout=30,
+        message="the policy refuses another pod",
     )
+    why = refused("other-worker", note)
     assert "only its own pod" in why
     worker.patch_namespaced_pod("own-worker", ns, note)  # its own pod: yes
     assert core_admin.read_namespaced_pod("own-worker", ns).metadata.annotations["datajobs.io/progress"]

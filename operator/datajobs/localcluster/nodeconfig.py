@@ -14,6 +14,8 @@ NODE_LABEL_VALUE = "real"
 TAINT = {"key": NODE_LABEL, "value": NODE_LABEL_VALUE, "effect": "NoSchedule"}
 """Pods opt in to the real node (nodeSelector + toleration); everything else stays on the kwok nodes."""
 CONTAINERD_SOCKET = "/run/containerd/containerd.sock"
+KUBELET_ROOT = "/run/kubelet"
+"""On the node's private /run: its socket paths stay under the 108-byte limit wherever the workdir is."""
 """Inside the node's private /run: the host never sees it; `ctr` reaches it through nsenter."""
 KUBELET_PORT = 10250
 

@@ -134,7 +134,7 @@ class RealNode:
         for name in janitor.stale():
             janitor.remove(name)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        for d in ("containerd", "cni", "cni-ipam", "kubelet", "pod-logs", "logs"):
+        for d in ("containerd", "cni", "cni-ipam", "pod-logs", "logs"):
             (self.workdir / d).mkdir(exist_ok=True)
         janitor.create(self.cgroup)
         self._start_namespaces(deadline)
@@ -172,8 +172,8 @@ class RealNode:
                 str(self.binaries["kubelet"]),
                 f"--config={self.workdir / 'kubelet.yaml'}",
                 f"--kubeconfig={self.workdir / 'node.kubeconfig'}",
-                f"--root-dir={self.workdir / 'kubelet'}",
-                f"--cert-dir={self.workdir / 'kubelet' / 'pki'}",
+                f"--root-dir={nodeconfig.KUBELET_ROOT}",
+                f"--cert-dir={nodeconfig.KUBELET_ROOT}/pki",
                 f"--hostname-override={nodeconfig.NODE_NAME}",
                 f"--node-ip={NODE_IP}",
                 f"--node-labels={nodeconfig.NODE_LABEL}={nodeconfig.NODE_LABEL_VALUE}",
