@@ -6,6 +6,7 @@ import pytest
 
 from datajobs.core.backoff import (
     Backoff,
+    ConcurrencyWindow,
     ItemBackoff,
     TokenBucket,
     retry_after_seconds,
@@ -56,6 +57,24 @@ def test_the_token_bucket_allows_a_burst_then_the_rate():
     assert bucket.reserve(100.0) == pytest.approx(0.2)
     assert bucket.reserve(101.0) == 0  # a second later the bucket has refilled
     assert TokenBucket(qps=0, burst=1).reserve(0) == 0  # 0 disables the limit
+
+
+def test_the_window_halves_on_each_429_to_one_and_grows_back_by_one_per_window():
+    w = ConcurrencyWindow(16)
+    assert w.size == 16
+    sizes = []
+    for _ in range(6):
+        w.throttled()
+        sizes.append(w.size)
+    assert sizes == [8, 4, 2, 1, 1, 1]
+    answers = 0
+    while w.size < 4:
+        w.answered()
+        answers += 1
+    assert answers == 1 + 3 + 3  # +1/size each: 1 -> 2.0, then 2.5, 2.9, 3.24, then 3.55, 3.83, 4.09
+    for _ in range(1000):
+        w.answered()
+    assert w.size == 16
 
 
 def test_item_backoff_is_per_key_exponential_capped_and_forgotten_on_success():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -13,7 +14,14 @@ import aiohttp
 import kopf
 
 from datajobs.controller import metrics
-from datajobs.core.backoff import Backoff, TokenBucket, retry_after_seconds, retry_delay, should_retry
+from datajobs.core.backoff import (
+    Backoff,
+    ConcurrencyWindow,
+    TokenBucket,
+    retry_after_seconds,
+    retry_delay,
+    should_retry,
+)
 
 log = logging.getLogger(__name__)
 REQUEST_TIMEOUT_SECONDS = 30
@@ -60,7 +68,8 @@ class Expired(ApiError):
 class ApiSession:
     """JSON requests over one pooled aiohttp session, like client-go's REST client: a client-side rate limit
     (qps/burst); retries with exponential backoff and jitter on 429, 5xx and connection errors, waiting at
-    least the server's Retry-After (a 429 pauses every request of this session, not just the one refused);
+    least the server's Retry-After (a 429 pauses every request of this session, not just the one refused,
+    and halves how many may be in flight: see ConcurrencyWindow);
     on a 401 a fresh login whose new session serves every later request while the old one is closed only
     once the requests still using it are over.
 
@@ -84,6 +93,9 @@ class ApiSession:
         self._session: aiohttp.ClientSession | None = None
         self._retiring: dict[asyncio.Task[None], aiohttp.ClientSession] = {}
         self._bucket = TokenBucket(qps, burst)
+        self._window = ConcurrencyWindow(max_connections)
+        self._in_flight = 0
+        self._turns = asyncio.Condition()
         self._max_retries = max_retries
         self._backoff = backoff
         self._not_before = 0.0  # monotonic: no request leaves before (a 429's Retry-After)
@@ -132,9 +144,10 @@ class ApiSession:
             await self._wait_turn()
             session = self._session_now()
             try:
-                status, reason, headers, payload = await self._send(
-                    session, method, path, params, data, content_type
-                )
+                async with self._in_window():
+                    status, reason, headers, payload = await self._send(
+                        session, method, path, params, data, content_type
+                    )
             except CONNECTION_ERRORS as exc:
                 metrics.API_REQUESTS.labels(method=method, code="error").inc()
                 self._unreachable()
@@ -147,6 +160,10 @@ class ApiSession:
                 await asyncio.sleep(delay)
                 continue
             metrics.API_REQUESTS.labels(method=method, code=str(status)).inc()
+            if status == 429:
+                self._window.throttled()
+            else:
+                self._window.answered()
             if status >= 500:
                 self._unreachable()  # up, but its storage (etcd) is not
             else:
@@ -202,6 +219,18 @@ class ApiSession:
         pause = self._not_before - time.monotonic()
         if max(delay, pause) > 0:
             await asyncio.sleep(max(delay, pause))
+
+    @contextlib.asynccontextmanager
+    async def _in_window(self) -> AsyncIterator[None]:
+        async with self._turns:
+            await self._turns.wait_for(lambda: self._in_flight < self._window.size)
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            async with self._turns:
+                self._in_flight -= 1
+                self._turns.notify_all()
 
     def _session_now(self) -> aiohttp.ClientSession:
         if self._session is None:

@@ -75,6 +75,30 @@ class TokenBucket:
 
 
 @dataclass
+class ConcurrencyWindow:
+    """How many requests may be in flight at once, additive-increase/multiplicative-decrease (as TCP's
+    congestion window): halved by each throttling answer (429), grown by one per window's worth of
+    answers that were not. An API server that rejects beyond its seats then sees one retry at a time,
+    not every waiting request at once the moment Retry-After is over."""
+
+    most: int
+    _size: float = field(default=0.0, init=False)
+
+    def __post_init__(self) -> None:
+        self._size = float(self.most)
+
+    @property
+    def size(self) -> int:
+        return max(1, int(self._size))
+
+    def throttled(self) -> None:
+        self._size = max(1.0, self._size / 2)
+
+    def answered(self) -> None:
+        self._size = min(float(self.most), self._size + 1 / self._size)
+
+
+@dataclass
 class ItemBackoff:
     """Per-key exponential requeue delays (client-go's ItemExponentialFailureRateLimiter), capped."""
 
