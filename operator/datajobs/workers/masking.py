@@ -146,12 +146,19 @@ def prepare(conn: psycopg.Connection, rule: TableRule, key: bytes) -> PreparedTa
     select_next = select.format(
         cols=selected, t=target, where=sql.SQL("WHERE {} > %(after)s").format(key_col), k=key_col
     )
-    arrays = [sql.SQL("%b::{}[]").format(sql.SQL(table.columns[key_name].type_sql))]
-    arrays += [sql.SQL("%b::{}[]").format(sql.SQL(c.type_sql)) for _, c, _ in columns]
+    arrays = [sql.SQL("%(c0)b::{}[]").format(sql.SQL(table.columns[key_name].type_sql))]
+    arrays += [
+        sql.SQL("%(c{})b::{}[]").format(sql.SQL(str(i)), sql.SQL(c.type_sql))
+        for i, (_, c, _) in enumerate(columns, 1)
+    ]
     aliases = [sql.Identifier(f"m{i}") for i in range(len(columns))]
+    # The batch's key range bounds the join: unbounded, the planner may merge-join the whole key index
+    # from its start for every batch (quadratic in the table's size).
     update = sql.SQL(
-        "UPDATE {t} AS t SET {sets} FROM unnest({arrays}) AS v(k, {aliases}) WHERE t.{k} = v.k"
+        "UPDATE {t} AS t SET {sets} FROM unnest({arrays}) AS v(k, {aliases})"
+        " WHERE t.{k} = v.k AND t.{k} >= %(first)s::{kt} AND t.{k} <= %(last)s::{kt}"
     ).format(
+        kt=sql.SQL(table.columns[key_name].type_sql),
         t=target,
         sets=sql.SQL(", ").join(
             sql.SQL("{} = v.{}").format(ident(c.name), alias)
@@ -310,7 +317,8 @@ class MaskingWorker:
                     return
                 changed, bad, masked_values = self._mask_rows(p, rows)
                 if changed:
-                    conn.execute(p.update, [list(col) for col in zip(*changed, strict=True)])
+                    params = {f"c{i}": list(col) for i, col in enumerate(zip(*changed, strict=True))}
+                    conn.execute(p.update, {**params, "first": changed[0][0], "last": changed[-1][0]})
                 conn.commit()
             except BaseException:
                 self._rollback()
