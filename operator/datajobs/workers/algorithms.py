@@ -41,7 +41,7 @@ _CLASS |= {c: _UPPER for c in string.ascii_uppercase}
 
 # The same mapping for ASCII text, a whole string per C call: stream byte -> the class's character, and
 # value byte -> 0xFF where it is of the class (masks combined as big integers).
-_TO_DIGIT = bytes(ord(c) for c in _DIGITS)
+TO_DIGIT = bytes(ord(c) for c in _DIGITS)
 _TO_LOWER = bytes(ord(c) for c in _LOWER)
 _TO_UPPER = bytes(ord(c) for c in _UPPER)
 _IS_DIGIT = bytes(255 if chr(b) in string.digits else 0 for b in range(256))
@@ -55,17 +55,21 @@ def _same_classes(chars: str, stream: bytes) -> str:
     Character i uses byte i of the keyed stream (so `stream` must be at least as long as `chars`)."""
     if not chars.isascii():
         return _same_classes_by_char(chars, stream)
-    value = chars.encode("ascii")
+    return same_classes_ascii(chars.encode("ascii"), stream).decode("ascii")
+
+
+def same_classes_ascii(value: bytes, stream: bytes) -> bytes:
+    """`_same_classes` of ASCII bytes, in a handful of whole-string C calls (any length, one batch too)."""
     part = stream[: len(value)]
     whole = int.from_bytes
     digit, lower, upper = (whole(value.translate(t)) for t in (_IS_DIGIT, _IS_LOWER, _IS_UPPER))
     out = (
         (whole(value) & ~(digit | lower | upper))
-        | (whole(part.translate(_TO_DIGIT)) & digit)
+        | (whole(part.translate(TO_DIGIT)) & digit)
         | (whole(part.translate(_TO_LOWER)) & lower)
         | (whole(part.translate(_TO_UPPER)) & upper)
     )
-    return out.to_bytes(len(value), "big").decode("ascii")
+    return out.to_bytes(len(value), "big")
 
 
 def _same_classes_by_char(chars: str, stream: bytes) -> str:
@@ -87,7 +91,7 @@ def hash_identifier(key: bytes, value: object) -> str:
     return _same_classes(value, _keyed_bytes(key, "hash", value, len(value)))
 
 
-_EMAIL = re.compile(r"^(?P<local>[^@\s]+)@(?P<domain>[^@\s]+\.[^@\s.]+)$")
+EMAIL_PATTERN = re.compile(r"^(?P<local>[^@\s]+)@(?P<domain>[^@\s]+\.[^@\s.]+)$")
 
 
 def email(key: bytes, value: object, keep_domain: bool = True) -> str:
@@ -95,7 +99,7 @@ def email(key: bytes, value: object, keep_domain: bool = True) -> str:
     address; the domain is kept, or with keep_domain=False its labels are masked too and the TLD kept."""
     if not isinstance(value, str):
         raise NonConforming("email masks text")
-    match = _EMAIL.match(value)
+    match = EMAIL_PATTERN.match(value)
     if match is None:
         raise NonConforming("not an e-mail address")
     local, domain = match["local"], match["domain"]
@@ -108,7 +112,7 @@ def email(key: bytes, value: object, keep_domain: bool = True) -> str:
     return f"{masked_local}@{domain}"
 
 
-_PHONE = re.compile(r"^\+?[0-9 ().\-/]+$")
+PHONE_PATTERN = re.compile(r"^\+?[0-9 ().\-/]+$")
 _PHONE_PUNCTUATION = str.maketrans("", "", "+ ().-/")  # what a conforming number has besides digits
 _DIGITS_AS_SLOTS = str.maketrans(dict.fromkeys(string.digits, "\x00"))
 
@@ -117,14 +121,14 @@ def phone(key: bytes, value: object, keep_leading_digits: int = 0) -> str:
     """Every digit replaced, keyed on the digits alone (so `+1 555-0100` and `15550100` agree); punctuation,
     spacing, a leading `+` and the first `keep_leading_digits` digits (e.g. a country code) are kept.
     Conforming values have 7 to 15 digits and only `+ ( ) . - /` and spaces besides."""
-    if not isinstance(value, str) or _PHONE.match(value) is None:
+    if not isinstance(value, str) or PHONE_PATTERN.match(value) is None:
         raise NonConforming("not a phone number")
     digits = value.translate(_PHONE_PUNCTUATION)
     if not 7 <= len(digits) <= 15:
         raise NonConforming("a phone number has 7 to 15 digits")
     stream = _keyed_bytes(key, "phone", digits, len(digits))
     kept = (
-        digits[:keep_leading_digits] + stream[keep_leading_digits : len(digits)].translate(_TO_DIGIT).decode()
+        digits[:keep_leading_digits] + stream[keep_leading_digits : len(digits)].translate(TO_DIGIT).decode()
     )
     slots = value.translate(_DIGITS_AS_SLOTS).split("\x00")  # the layout around each digit
     return "".join(itertools.chain.from_iterable(zip(slots, kept, strict=False))) + slots[-1]

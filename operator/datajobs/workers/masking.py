@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,9 @@ import psycopg
 from psycopg import sql
 
 from datajobs.workers import algorithms
-from datajobs.workers.catalog import Column, Table, find_table, is_unique
+from datajobs.workers.batchmask import ColumnMasker
+from datajobs.workers.maskpipeline import Pipeline
+from datajobs.workers.maskplan import PreparedTable, prepare
 from datajobs.workers.progress import ProgressReporter
 from datajobs.workers.protocol import (
     EXIT_CONFIG,
@@ -33,11 +35,7 @@ from datajobs.workers.protocol import (
     write_termination_message,
 )
 from datajobs.workers.rules import (
-    TEXT_ALGORITHMS,
-    Algorithm,
-    ColumnRule,
     MaskingRules,
-    TableRule,
 )
 from datajobs.workers.sqlobjects import (
     DISABLED,
@@ -56,34 +54,10 @@ TARGET_DSN_ENV = "TARGET_DSN"
 MASKING_KEY_ENV = "MASKING_KEY"
 SHRINKABLE = ("disabled", "restored", "notValidated", "leftDisabled")
 
-Masker = Callable[[object, str], object]
-
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def make_masker(rule: ColumnRule, key: bytes) -> Masker:
-    """`masker(value, row_key)` for one column rule (raises algorithms.NonConforming)."""
-    if rule.algorithm is Algorithm.HASH:
-        return lambda value, _row: algorithms.hash_identifier(key, value)
-    if rule.algorithm is Algorithm.EMAIL:
-        return lambda value, _row: algorithms.email(key, value, rule.keep_domain)
-    if rule.algorithm is Algorithm.PHONE:
-        return lambda value, _row: algorithms.phone(key, value, rule.keep_leading_digits)
-    return lambda value, row: algorithms.date_shift(key, value, row, rule.max_days)
-
-
-@dataclass
-class PreparedTable:
-    rule: TableRule
-    table: Table
-    key: Column
-    columns: list[tuple[ColumnRule, Column, Masker]]
-    select_first: sql.Composed
-    select_next: sql.Composed
-    update: sql.Composed
 
 
 @dataclass
@@ -103,74 +77,6 @@ class Counts:
         }
 
 
-def prepare(conn: psycopg.Connection, rule: TableRule, key: bytes) -> PreparedTable:
-    """Check one table rule against the catalog and build its statements (ConfigError if it does not fit)."""
-    table = find_table(conn, rule.schema_name, rule.table_name)
-    if table is None:
-        raise ConfigError(f"table {rule.schema_name}.{rule.table_name} does not exist")
-    if rule.key_column:
-        key_name = rule.key_column
-        if key_name not in table.columns:
-            raise ConfigError(f"{rule.table}: key column {key_name} does not exist")
-        if not (table.columns[key_name].not_null and is_unique(conn, table, key_name)):
-            raise ConfigError(f"{rule.table}: key column {key_name} is not unique and NOT NULL")
-    elif len(table.primary_key) == 1:
-        key_name = table.primary_key[0]
-    else:
-        raise ConfigError(f"{rule.table}: no single-column primary key; set keyColumn")
-    columns = []
-    for column_rule in rule.columns:
-        column = table.columns.get(column_rule.column)
-        if column is None:
-            raise ConfigError(f"{rule.table}: column {column_rule.column} does not exist")
-        if column.name == key_name:
-            raise ConfigError(
-                f"{rule.table}: the key column {key_name} cannot be masked (it orders the batches)"
-            )
-        if column_rule.algorithm in TEXT_ALGORITHMS and column.category != "S":
-            raise ConfigError(f"{rule.table}.{column.name}: {column_rule.algorithm} needs a text column")
-        if column_rule.algorithm is Algorithm.DATE_SHIFT and column.type_sql not in (
-            "date",
-            "timestamp without time zone",
-            "timestamp with time zone",
-        ):
-            raise ConfigError(f"{rule.table}.{column.name}: date_shift needs a date or timestamp column")
-        columns.append((column_rule, column, make_masker(column_rule, key)))
-
-    ident = sql.Identifier
-    target = sql.SQL("{}.{}").format(ident(table.schema), ident(table.name))
-    key_col = ident(key_name)
-    selected = sql.SQL(", ").join([key_col, *(ident(c.name) for _, c, _ in columns)])
-    select = sql.SQL("SELECT {cols} FROM {t} {where} ORDER BY {k} LIMIT %(limit)s FOR UPDATE")
-    select_first = select.format(cols=selected, t=target, where=sql.SQL(""), k=key_col)
-    select_next = select.format(
-        cols=selected, t=target, where=sql.SQL("WHERE {} > %(after)s").format(key_col), k=key_col
-    )
-    arrays = [sql.SQL("%(c0)b::{}[]").format(sql.SQL(table.columns[key_name].type_sql))]
-    arrays += [
-        sql.SQL("%(c{})b::{}[]").format(sql.SQL(str(i)), sql.SQL(c.type_sql))
-        for i, (_, c, _) in enumerate(columns, 1)
-    ]
-    aliases = [sql.Identifier(f"m{i}") for i in range(len(columns))]
-    # The batch's key range bounds the join: unbounded, the planner may merge-join the whole key index
-    # from its start for every batch (quadratic in the table's size).
-    update = sql.SQL(
-        "UPDATE {t} AS t SET {sets} FROM unnest({arrays}) AS v(k, {aliases})"
-        " WHERE t.{k} = v.k AND t.{k} >= %(first)s::{kt} AND t.{k} <= %(last)s::{kt}"
-    ).format(
-        kt=sql.SQL(table.columns[key_name].type_sql),
-        t=target,
-        sets=sql.SQL(", ").join(
-            sql.SQL("{} = v.{}").format(ident(c.name), alias)
-            for (_, c, _), alias in zip(columns, aliases, strict=True)
-        ),
-        arrays=sql.SQL(", ").join(arrays),
-        aliases=sql.SQL(", ").join(aliases),
-        k=key_col,
-    )
-    return PreparedTable(rule, table, table.columns[key_name], columns, select_first, select_next, update)
-
-
 class MaskingWorker:
     """One masking execution; `run()` returns the process exit code."""
 
@@ -184,6 +90,7 @@ class MaskingWorker:
         self.dsn = require(env, TARGET_DSN_ENV)
         raw_key = require(env, MASKING_KEY_ENV).encode()
         self.key = algorithms.normalize_key(raw_key)
+        self.masker = ColumnMasker(self.key)
         if len(raw_key) < 16:
             log.warning("%s is shorter than 16 bytes: masked values are easier to reverse", MASKING_KEY_ENV)
         self.rules = rules
@@ -193,6 +100,7 @@ class MaskingWorker:
         self.counts = Counts()
         self.phase = "connect"
         self.conn: psycopg.Connection | None = None
+        self.spare: psycopg.Connection | None = None  # the second connection batches take turns on
         self._report_lock = threading.Lock()
         self._reported = False
         watcher.on_interrupt(self._interrupt)
@@ -202,11 +110,11 @@ class MaskingWorker:
 
     def _interrupt(self) -> None:
         request = self.watcher.request
-        if self.conn is not None and (
-            self.phase in ("count", "disable", "batch") or (request is not None and request.mode == IMMEDIATE)
-        ):
-            log.warning("cancelling the running statement (phase %s)", self.phase)
-            self.conn.cancel_safe(timeout=1.0)
+        if self.phase in ("count", "disable", "batch") or (request is not None and request.mode == IMMEDIATE):
+            for conn in (self.conn, self.spare):
+                if conn is not None and not conn.closed:
+                    log.warning("cancelling the running statement (phase %s)", self.phase)
+                    conn.cancel_safe(timeout=1.0)
 
     def _hard_exit(self, request: StopRequest) -> None:
         self._finish(EXIT_STOPPED, self._stopped_report(request, "did not stop in time; left at once"))
@@ -219,19 +127,23 @@ class MaskingWorker:
         started = time.monotonic()
         try:
             self.conn = psycopg.connect(self.dsn, autocommit=False, application_name="datajobs-masking")
+            self.spare = psycopg.connect(self.dsn, autocommit=False, application_name="datajobs-masking")
         except psycopg.Error as exc:
+            if self.conn is not None:
+                self.conn.close()
             return self._finish(EXIT_FAILED, self._failed(f"cannot connect to the target database: {exc}"))
         try:
             return self._run(started)
         finally:
             self.conn.close()
+            self.spare.close()
 
     def _run(self, started: float) -> int:
         conn = self.conn
         assert conn is not None
         try:
             self.watcher.check()
-            prepared = [prepare(conn, rule, self.key) for rule in self.rules.tables]
+            prepared = [prepare(conn, rule) for rule in self.rules.tables]
             self.phase = "count"
             self.progress.update(self.counts.progress())
             total = 0
@@ -269,20 +181,19 @@ class MaskingWorker:
         return self._finish(EXIT_FAILED if report["status"] == "FAILED" else EXIT_OK, report)
 
     def _rollback(self) -> None:
-        try:
-            if self.conn is not None and not self.conn.closed:
-                self.conn.rollback()
-        except psycopg.Error as exc:
-            log.warning("rollback failed: %s", exc)
+        for conn in (self.conn, self.spare):
+            try:
+                if conn is not None and not conn.closed:
+                    conn.rollback()
+            except psycopg.Error as exc:
+                log.warning("rollback failed: %s", exc)
 
     def _disable(self, prepared: list[PreparedTable]) -> None:
         """Disable every fighting object in one transaction: all of them, or (on any error) none."""
         conn = self.conn
         assert conn is not None
         self.phase = "disable"
-        objects = find_fighting_objects(
-            conn, [(p.table, [c.name for _, c, _ in p.columns]) for p in prepared]
-        )
+        objects = find_fighting_objects(conn, [(p.table, [c.name for _, c in p.columns]) for p in prepared])
         if not objects:
             conn.rollback()
             return
@@ -303,59 +214,35 @@ class MaskingWorker:
         log.info("disabled %d object(s): %s", len(objects), ", ".join(o.label for o in objects))
 
     def _mask_table(self, p: PreparedTable) -> None:
-        conn = self.conn
-        assert conn is not None
-        after: object = None
-        while True:
-            self.watcher.check()
-            self.phase = "batch"
-            try:
-                params = {"limit": self.rules.batch_size, "after": after}
-                rows = conn.execute(p.select_first if after is None else p.select_next, params).fetchall()
-                if not rows:
-                    conn.rollback()
-                    return
-                changed, bad, masked_values = self._mask_rows(p, rows)
-                if changed:
-                    params = {f"c{i}": list(col) for i, col in enumerate(zip(*changed, strict=True))}
-                    conn.execute(p.update, {**params, "first": changed[0][0], "last": changed[-1][0]})
-                conn.commit()
-            except BaseException:
-                self._rollback()
-                raise
-            finally:
-                self.phase = "between batches"
-            after = rows[-1][0]
-            with self.counts.lock:
-                self.counts.rows_masked += len(rows)
-                self.counts.values_masked += masked_values
-                self.counts.non_conforming.update(bad)
-            self.progress.update(self.counts.progress())
+        assert self.conn is not None and self.spare is not None
+        self.phase = "batch"
+        try:
+            Pipeline(
+                [self.conn, self.spare],
+                self.rules.batch_size,
+                self.watcher.check,
+                self._mask_rows,
+                self._committed,
+            ).run(p)
+        finally:
+            self.phase = "between tables"
+
+    def _committed(self, rows: int, bad: Counter[str], masked_values: int) -> None:
+        """A batch is committed (the writer thread): count it and report progress."""
+        with self.counts.lock:
+            self.counts.rows_masked += rows
+            self.counts.values_masked += masked_values
+            self.counts.non_conforming.update(bad)
+        self.progress.update(self.counts.progress())
 
     def _mask_rows(
         self, p: PreparedTable, rows: list[tuple[Any, ...]]
-    ) -> tuple[list[tuple], Counter[str], int]:
-        changed: list[tuple] = []
+    ) -> tuple[list[list], Counter[str], int]:
+        changed, nonconforming, masked_values = self.masker.mask_rows([r for r, _ in p.columns], rows)
         bad: Counter[str] = Counter()
-        masked_values = 0
-        for row in rows:
-            row_key = str(row[0])
-            out = [row[0]]
-            differs = False
-            for (_, column, masker), value in zip(p.columns, row[1:], strict=True):
-                if value is None:
-                    out.append(None)
-                    continue
-                try:
-                    new = masker(value, row_key)
-                    masked_values += 1
-                except algorithms.NonConforming:
-                    bad[f"{p.table.qualified}.{column.name}"] += 1
-                    new = value
-                differs = differs or new != value
-                out.append(new)
-            if differs:
-                changed.append(tuple(out))
+        for (_, column), n in zip(p.columns, nonconforming, strict=True):
+            if n:
+                bad[f"{p.table.qualified}.{column.name}"] += n
         return changed, bad, masked_values
 
     def _restore(self) -> None:

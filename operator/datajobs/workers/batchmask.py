@@ -1,0 +1,205 @@
+"""The masking algorithms over a batch, column by column: algorithms.py's outputs, a few C calls per value.
+
+Values the fast paths do not cover (non-ASCII, longer than one BLAKE2b block, anything odd) go through
+algorithms.py one by one, so every output is exactly the per-value function's (proven by property tests).
+The character-class rewrite of a whole column is one big-integer pass over all its values, joined by NUL
+(which PostgreSQL text never holds)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import struct
+from collections.abc import Callable, Sequence
+from functools import partial
+from itertools import compress
+from operator import add, methodcaller, ne
+
+from datajobs.workers import algorithms
+from datajobs.workers.rules import Algorithm, ColumnRule
+
+BLOCK = 64  # one BLAKE2b digest: values up to this many characters need a single hash
+_DIGEST = methodcaller("digest")
+_ALNUM = re.compile(r"[0-9A-Za-z]").search
+_PHONE_PUNCTUATION = b"+ ().-/"
+_DIGIT_TO_9 = bytes.maketrans(b"0123456789", b"9999999999")
+
+Column = Sequence[object]
+
+
+class ColumnMasker:
+    """Masks whole columns under one key; `mask(rule, values, row_keys)` -> (outputs, non-conforming count).
+
+    An output is the masked value, None for NULL, or the value itself where it does not conform."""
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self._blake = partial(hashlib.blake2b, key=key, digest_size=BLOCK)
+        self._layouts: dict[bytes, tuple[Callable[[bytes], tuple[bytes, ...]], bytes]] = {}
+
+    def digests(self, label: str, messages: Sequence[bytes]) -> list[bytes]:
+        """`algorithms._keyed_bytes(key, label, m, 64)` for each message (UTF-8 bytes)."""
+        prefix = f"{label}\x00".encode()
+        return list(map(_DIGEST, map(self._blake, map(prefix.__add__, messages))))
+
+    def mask_rows(
+        self, rules: Sequence[ColumnRule], rows: Sequence[Sequence[object]]
+    ) -> tuple[list[list], list[int], int]:
+        """Rows (key, then one value per rule) -> the rows some value of which changed, as columns (key
+        column first), the non-conforming values per rule, and how many values were masked."""
+        keys, *columns = zip(*rows, strict=True)
+        row_keys: list[bytes] = []
+
+        def encoded_keys() -> list[bytes]:  # what date_shift is keyed on: the row key as text
+            if not row_keys:
+                row_keys.extend(map(str.encode, map(str, keys)))
+            return row_keys
+
+        nonconforming, outputs, masked = [], [], 0
+        for rule, values in zip(rules, columns, strict=True):
+            out, bad = self.mask(rule, values, encoded_keys)
+            masked += len(values) - values.count(None) - bad
+            nonconforming.append(bad)
+            outputs.append(out)
+        flags = zip(*(map(ne, o, v) for o, v in zip(outputs, columns, strict=True)), strict=True)
+        differs = list(map(any, flags))
+        if all(differs):
+            return [list(keys), *outputs], nonconforming, masked
+        return [list(compress(c, differs)) for c in (keys, *outputs)], nonconforming, masked
+
+    def mask(self, rule: ColumnRule, values: Column, row_keys: Callable[[], list[bytes]]) -> tuple[list, int]:
+        if rule.algorithm is Algorithm.DATE_SHIFT:
+            return self._date_shift(values, row_keys(), rule.max_days)
+        if rule.algorithm is Algorithm.HASH:
+            fast = self._hash(values)
+        elif rule.algorithm is Algorithm.EMAIL:
+            fast = self._email(values, rule.keep_domain)
+        else:
+            fast = self._phone(values, rule.keep_leading_digits)
+        return self._finish(rule, values, fast)
+
+    def _finish(self, rule: ColumnRule, values: Column, out: list) -> tuple[list, int]:
+        """Where the fast path left a value (None), the per-value function decides."""
+        bad = 0
+        for i, (v, o) in enumerate(zip(values, out, strict=True)):
+            if o is None and v is not None:
+                try:
+                    out[i] = _reference(rule, self.key, v)
+                except algorithms.NonConforming:
+                    out[i] = v
+                    bad += 1
+        return out, bad
+
+    # --- text algorithms: each returns the outputs it computed, None where it did not ---------------
+
+    def _hash(self, values: Column) -> list:
+        out: list = [None] * len(values)
+        fast = [
+            i
+            for i, v in enumerate(values)
+            if type(v) is str and 0 < len(v) <= BLOCK and v.isascii() and _ALNUM(v) is not None
+        ]
+        encoded = [str.encode(values[i]) for i in fast]  # type: ignore[arg-type]
+        for i, masked in zip(fast, self._classes(encoded, self.digests("hash", encoded)), strict=True):
+            out[i] = masked
+        return out
+
+    def _email(self, values: Column, keep_domain: bool) -> list:
+        out: list = [None] * len(values)
+        fast: list[int] = []
+        whole: list[str] = []
+        cuts: list[int] = []
+        match = algorithms.EMAIL_PATTERN.match
+        for i, v in enumerate(values):
+            if type(v) is str and len(v) <= BLOCK and v.isascii() and (m := match(v)) is not None:
+                fast.append(i)
+                whole.append(v)
+                cuts.append(m.end("local") if keep_domain else v.rindex("."))
+        digests = self.digests("email", [v.lower().encode() for v in whole])
+        heads = [v[:cut].encode() for v, cut in zip(whole, cuts, strict=True)]
+        for i, v, cut, masked in zip(fast, whole, cuts, self._classes(heads, digests), strict=True):
+            out[i] = masked + v[cut:]
+        return out
+
+    def _phone(self, values: Column, keep: int) -> list:
+        out: list = [None] * len(values)
+        match = algorithms.PHONE_PATTERN.match
+        fast, encoded, digits = [], [], []
+        for i, v in enumerate(values):
+            if type(v) is str and match(v) is not None:
+                b = v.encode()
+                d = b.translate(None, _PHONE_PUNCTUATION)
+                if 7 <= len(d) <= 15 and d.isdigit():
+                    fast.append(i)
+                    encoded.append(b)
+                    digits.append(d)
+        to_digit = algorithms.TO_DIGIT
+        for i, b, d, stream in zip(fast, encoded, digits, self.digests("phone", digits), strict=True):
+            split, template = self._layout(b)
+            kept = d[:keep] + stream[keep : len(d)].translate(to_digit)
+            out[i] = (template % split(kept)).decode()
+        return out
+
+    def _layout(self, value: bytes) -> tuple[Callable[[bytes], tuple[bytes, ...]], bytes]:
+        """For a phone number's layout (its digits as 9s): split the new digits into its runs, and the
+        %-template that puts them between its punctuation."""
+        shape = value.translate(_DIGIT_TO_9)
+        found = self._layouts.get(shape)
+        if found is None:
+            runs = re.findall(rb"9+", shape)
+            template = re.sub(rb"9+", b"%s", shape.replace(b"%", b"%%"))
+            found = (struct.Struct("".join(f"{len(r)}s" for r in runs)).unpack, template)
+            if len(self._layouts) < 10_000:
+                self._layouts[shape] = found
+        return found
+
+    @staticmethod
+    def _classes(values: list[bytes], streams: list[bytes]) -> list[str]:
+        """`algorithms._same_classes` of each ASCII value with its stream (at least as long), all at once."""
+        if not values:
+            return []
+        blob = b"\x00".join(values)
+        if blob.count(0) != len(values) - 1:  # a NUL of its own: one by one
+            same = algorithms.same_classes_ascii
+            return [same(v, s).decode("ascii") for v, s in zip(values, streams, strict=True)]
+        parts = map(bytes.__getitem__, streams, map(slice, map(len, values)))
+        out = algorithms.same_classes_ascii(blob, b"\x00".join(parts))
+        return out.decode("ascii").split("\x00")
+
+    # --- date_shift ----------------------------------------------------------------------------------
+
+    def day_shifts(self, row_keys: list[bytes], max_days: int) -> list[int]:
+        """`algorithms.date_shift_days` of each row key (UTF-8 bytes)."""
+        span = 2 * max_days
+        numbers = (int.from_bytes(d[:8], "big") % span for d in self.digests("date_shift", row_keys))
+        return [n - max_days if n < max_days else n - max_days + 1 for n in numbers]
+
+    def _date_shift(self, values: Column, row_keys: list[bytes], max_days: int) -> tuple[list, int]:
+        shifts = self.day_shifts(row_keys, max_days)
+        if None not in values:
+            try:
+                return list(map(add, values, map(dt.timedelta, shifts))), 0
+            except (TypeError, OverflowError):
+                pass  # a value that is not a date, or leaves the calendar: one by one
+        out: list = list(values)
+        bad = 0
+        for i, (v, days) in enumerate(zip(values, shifts, strict=True)):
+            if v is None:
+                continue
+            if not isinstance(v, dt.date):
+                bad += 1
+                continue
+            try:
+                out[i] = v + dt.timedelta(days=days)
+            except OverflowError:
+                bad += 1
+        return out, bad
+
+
+def _reference(rule: ColumnRule, key: bytes, value: object) -> object:
+    if rule.algorithm is Algorithm.HASH:
+        return algorithms.hash_identifier(key, value)
+    if rule.algorithm is Algorithm.EMAIL:
+        return algorithms.email(key, value, rule.keep_domain)
+    return algorithms.phone(key, value, rule.keep_leading_digits)
