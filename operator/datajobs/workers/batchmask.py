@@ -11,19 +11,31 @@ import datetime as dt
 import hashlib
 import re
 import struct
+from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
-from itertools import compress
-from operator import add, methodcaller, ne
+from itertools import compress, repeat
+from operator import add, call, getitem, itemgetter, methodcaller, mod, ne, or_
+from typing import Any
 
 from datajobs.workers import algorithms
 from datajobs.workers.rules import Algorithm, ColumnRule
 
 BLOCK = 64  # one BLAKE2b digest: values up to this many characters need a single hash
-_DIGEST = methodcaller("digest")
+_COPY, _UPDATE, _DIGEST = hashlib.blake2b.copy, hashlib.blake2b.update, hashlib.blake2b.digest
 _ALNUM = re.compile(r"[0-9A-Za-z]").search
 _PHONE_PUNCTUATION = b"+ ().-/"
 _DIGIT_TO_9 = bytes.maketrans(b"0123456789", b"9999999999")
+_BIG_ENDIAN = partial(int.from_bytes, byteorder="big")
+_SHAPE = methodcaller("translate", _DIGIT_TO_9)
+_DROP_PUNCTUATION = methodcaller("translate", None, _PHONE_PUNCTUATION)
+# algorithms.EMAIL_PATTERN and PHONE_PATTERN, for a whole column joined by NUL (a value holds none), and
+# without the one-line `$` (which lets a value end in a newline: those go through algorithms.py)
+SEPARATOR = "\x00"
+_EMAIL = r"[^@\s\x00]+@[^@\s\x00]+\.[^@\s.\x00]+"
+_ALL_EMAILS = re.compile(rf"(?:{_EMAIL}\x00)*{_EMAIL}").fullmatch
+_PHONE = r"\+?[0-9 ().\-/]+"
+_ALL_PHONES = re.compile(rf"(?:{_PHONE}\x00)*{_PHONE}").fullmatch
 
 Column = Sequence[object]
 
@@ -35,13 +47,19 @@ class ColumnMasker:
 
     def __init__(self, key: bytes) -> None:
         self.key = key
-        self._blake = partial(hashlib.blake2b, key=key, digest_size=BLOCK)
+        self._keyed = hashlib.blake2b(key=key, digest_size=BLOCK)
+        self._labelled: dict[str, Any] = {}
         self._layouts: dict[bytes, tuple[Callable[[bytes], tuple[bytes, ...]], bytes]] = {}
 
     def digests(self, label: str, messages: Sequence[bytes]) -> list[bytes]:
         """`algorithms._keyed_bytes(key, label, m, 64)` for each message (UTF-8 bytes)."""
-        prefix = f"{label}\x00".encode()
-        return list(map(_DIGEST, map(self._blake, map(prefix.__add__, messages))))
+        start = self._labelled.get(label)
+        if start is None:  # the keyed state after `label NUL`: each message's hash continues a copy of it
+            start = self._labelled[label] = self._keyed.copy()
+            start.update(f"{label}\x00".encode())
+        states = list(map(_COPY, repeat(start, len(messages))))
+        deque(map(_UPDATE, states, messages), maxlen=0)
+        return list(map(_DIGEST, states))
 
     def mask_rows(
         self, rules: Sequence[ColumnRule], rows: Sequence[Sequence[object]]
@@ -62,8 +80,9 @@ class ColumnMasker:
             masked += len(values) - values.count(None) - bad
             nonconforming.append(bad)
             outputs.append(out)
-        flags = zip(*(map(ne, o, v) for o, v in zip(outputs, columns, strict=True)), strict=True)
-        differs = list(map(any, flags))
+        differs: list[bool] = []
+        for o, v in zip(outputs, columns, strict=True):
+            differs = list(map(or_, differs, map(ne, o, v))) if differs else list(map(ne, o, v))
         if all(differs):
             return [list(keys), *outputs], nonconforming, masked
         return [list(compress(c, differs)) for c in (keys, *outputs)], nonconforming, masked
@@ -71,6 +90,9 @@ class ColumnMasker:
     def mask(self, rule: ColumnRule, values: Column, row_keys: Callable[[], list[bytes]]) -> tuple[list, int]:
         if rule.algorithm is Algorithm.DATE_SHIFT:
             return self._date_shift(values, row_keys(), rule.max_days)
+        whole = self._whole_column(rule, values)
+        if whole is not None:
+            return whole, 0
         if rule.algorithm is Algorithm.HASH:
             fast = self._hash(values)
         elif rule.algorithm is Algorithm.EMAIL:
@@ -90,6 +112,56 @@ class ColumnMasker:
                     out[i] = v
                     bad += 1
         return out, bad
+
+    # --- a whole text column at once, when every value is ASCII, short enough and conforming -----------
+
+    def _whole_column(self, rule: ColumnRule, values: Column) -> list | None:
+        """The column's outputs when the fast path covers every value, else None (nothing is counted)."""
+        try:
+            texts: list[str] = list(values)  # type: ignore[arg-type]
+            joined = SEPARATOR.join(texts)  # TypeError on a NULL
+        except TypeError:
+            return None
+        if not joined.isascii() or joined.count(SEPARATOR) != len(texts) - 1 or max(map(len, texts)) > BLOCK:
+            return None
+        if rule.algorithm is Algorithm.HASH:
+            return self._hash_all(texts)
+        if rule.algorithm is Algorithm.EMAIL:
+            return self._email_all(texts, joined, rule.keep_domain)
+        return self._phone_all(texts, joined, rule.keep_leading_digits)
+
+    def _hash_all(self, texts: list[str]) -> list | None:
+        if not all(map(_ALNUM, texts)):
+            return None
+        encoded = list(map(str.encode, texts))
+        return self._classes(encoded, self.digests("hash", encoded))
+
+    def _email_all(self, texts: list[str], joined: str, keep_domain: bool) -> list | None:
+        if _ALL_EMAILS(joined) is None:
+            return None
+        cuts = list(map(str.index if keep_domain else str.rindex, texts, repeat("@" if keep_domain else ".")))
+        digests = self.digests("email", list(map(str.encode, map(str.lower, texts))))
+        heads = list(map(str.encode, map(getitem, texts, map(slice, cuts))))
+        tails = map(getitem, texts, map(slice, cuts, repeat(None)))
+        return list(map(add, self._classes(heads, digests), tails))
+
+    def _phone_all(self, texts: list[str], joined: str, keep: int) -> list | None:
+        if _ALL_PHONES(joined) is None:
+            return None
+        encoded = list(map(str.encode, texts))
+        digits = list(map(_DROP_PUNCTUATION, encoded))
+        lengths = list(map(len, digits))
+        if min(lengths) < 7 or max(lengths) > 15 or not b"".join(digits).isdigit():
+            return None
+        streams = map(getitem, self.digests("phone", digits), map(slice, repeat(keep), lengths))
+        new = map(bytes.translate, streams, repeat(algorithms.TO_DIGIT))
+        kept = list(map(add, map(getitem, digits, repeat(slice(keep))), new)) if keep else list(new)
+        shapes = list(map(_SHAPE, encoded))
+        layouts: list[Any] = list(map(self._layouts.get, shapes))
+        if None in layouts:
+            layouts = list(map(self._layout_of_shape, shapes))
+        runs = map(call, map(itemgetter(0), layouts), kept)
+        return list(map(bytes.decode, map(bytes.__mod__, map(itemgetter(1), layouts), runs)))
 
     # --- text algorithms: each returns the outputs it computed, None where it did not ---------------
 
@@ -112,7 +184,7 @@ class ColumnMasker:
         cuts: list[int] = []
         match = algorithms.EMAIL_PATTERN.match
         for i, v in enumerate(values):
-            if type(v) is str and len(v) <= BLOCK and v.isascii() and (m := match(v)) is not None:
+            if type(v) is str and len(v) <= BLOCK and v.isascii() and "\n" not in v and (m := match(v)):
                 fast.append(i)
                 whole.append(v)
                 cuts.append(m.end("local") if keep_domain else v.rindex("."))
@@ -144,7 +216,9 @@ class ColumnMasker:
     def _layout(self, value: bytes) -> tuple[Callable[[bytes], tuple[bytes, ...]], bytes]:
         """For a phone number's layout (its digits as 9s): split the new digits into its runs, and the
         %-template that puts them between its punctuation."""
-        shape = value.translate(_DIGIT_TO_9)
+        return self._layout_of_shape(value.translate(_DIGIT_TO_9))
+
+    def _layout_of_shape(self, shape: bytes) -> tuple[Callable[[bytes], tuple[bytes, ...]], bytes]:
         found = self._layouts.get(shape)
         if found is None:
             runs = re.findall(rb"9+", shape)
@@ -171,8 +245,8 @@ class ColumnMasker:
 
     def day_shifts(self, row_keys: list[bytes], max_days: int) -> list[int]:
         """`algorithms.date_shift_days` of each row key (UTF-8 bytes)."""
-        span = 2 * max_days
-        numbers = (int.from_bytes(d[:8], "big") % span for d in self.digests("date_shift", row_keys))
+        heads = map(getitem, self.digests("date_shift", row_keys), repeat(slice(8)))
+        numbers = map(mod, map(_BIG_ENDIAN, heads), repeat(2 * max_days))
         return [n - max_days if n < max_days else n - max_days + 1 for n in numbers]
 
     def _date_shift(self, values: Column, row_keys: list[bytes], max_days: int) -> tuple[list, int]:
