@@ -5,7 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import psycopg
 from maskingdb import customer, fetch, foreign_keys, masking_env, order, seed, trigger_states, write_rules
+from psycopg import sql
+
+from datajobs.workers import algorithms
 
 CUSTOMERS, ORDERS = 1200, 900
 EMAIL = re.compile(r"^[A-Z][a-z]{7}\.[0-9]{7}\.[a-z]{7}@Example\.com$")
@@ -129,3 +133,33 @@ def test_bad_rules_are_a_configuration_error_and_change_nothing(database, run_wo
         assert report["status"] == "FAILED" and expected in report["message"], report
     assert fetch(dsn, "SELECT * FROM customers ORDER BY id") == before
     assert trigger_states(dsn)["customers_readonly"] == "A"
+
+
+def test_a_failing_batch_stops_the_run_with_only_the_batches_before_it_committed(
+    database, run_worker, tmp_path
+):
+    """Batches overlap (one written while the next is masked); a failure still leaves a whole-batch prefix."""
+    dsn = database("fail")
+    key = "test-masking-key-0123456789"
+    refs = {i: f"ACC-{i:05d}" for i in range(1, 701)}
+    poisoned = algorithms.hash_identifier(algorithms.normalize_key(key.encode()), refs[250])
+    with psycopg.connect(dsn) as conn:
+        refused = sql.SQL("CHECK (ref <> {})").format(sql.Literal(poisoned))  # row 250's masked value
+        conn.execute(
+            sql.SQL("CREATE TABLE accounts (id bigint PRIMARY KEY, ref text NOT NULL {})").format(refused)
+        )
+        with conn.cursor().copy("COPY accounts (id, ref) FROM STDIN") as copy:
+            for i, ref in refs.items():
+                copy.write_row((i, ref))
+    rules = {
+        "batchSize": 100,
+        "tables": [{"table": "accounts", "columns": [{"column": "ref", "algorithm": "hash"}]}],
+    }
+    run = run_worker("masking", masking_env(dsn, write_rules(tmp_path / "rules.yaml", rules), key=key))
+    assert run.wait() == 1, run.log()
+    report = run.report()
+    assert report["status"] == "FAILED" and "check constraint" in report["message"], report
+    rows = fetch(dsn, "SELECT id, ref FROM accounts ORDER BY id")
+    masked = [ref != refs[i] for i, ref in rows]
+    assert masked == [True] * 200 + [False] * 500  # batches 1-2 committed; 3 failed; none after it
+    assert report["rowsMasked"] == 200
