@@ -1,10 +1,10 @@
-"""One table's batches over two connections: the database writes batch n while the worker masks batch n+1.
+"""One table's batches over two connections: the database works on one batch while the worker masks the next.
 
-Each batch is one transaction on one connection: `SELECT … FOR UPDATE` (the worker's thread), masked in
-Python, then handed to a writer thread that runs its UPDATE and COMMIT. The writer takes batches in key
-order and stops committing at the first failure, so a stop or an error leaves a masked key prefix of
-whole batches. The worker reads the next batch as soon as a connection is free, so its Python work
-overlaps the database's writing instead of alternating with it."""
+Each batch is one transaction on one connection: `SELECT … FOR UPDATE`, masked in Python, `UPDATE`, COMMIT.
+A database thread does all the I/O (write batch n, commit, read batch n+2 on the same connection) and the
+worker's thread only masks, so Python and the database run at the same time instead of taking turns.
+Batches are written in key order and nothing commits after a failure, so a stop or an error leaves a
+masked key prefix of whole batches."""
 
 from __future__ import annotations
 
@@ -32,6 +32,9 @@ class _Batch:
         self.conn, self.rows, self.masked = conn, rows, masked
 
 
+_END = None  # no more batches to mask: the table is done, or the database thread failed
+
+
 class Pipeline:
     """`run(table)` masks one table to its end, or raises what stopped it (Stopped, a database error)."""
 
@@ -51,60 +54,65 @@ class Pipeline:
         self.error: BaseException | None = None
 
     def run(self, p: PreparedTable) -> None:
-        free: queue.Queue[psycopg.Connection] = queue.Queue()
-        for conn in self.conns:
-            free.put(conn)
-        work: queue.Queue[_Batch | None] = queue.Queue()
+        fetched: queue.Queue[tuple[psycopg.Connection, list[tuple[Any, ...]]] | None] = queue.Queue()
+        masked: queue.Queue[_Batch | None] = queue.Queue()
         self.error = None
-        writer = threading.Thread(
-            target=self._write, args=(p, work, free), name="masking-writer", daemon=True
+        database = threading.Thread(
+            target=self._database, args=(p, masked, fetched), name="masking-database", daemon=True
         )
-        writer.start()
-        held: psycopg.Connection | None = None
+        database.start()
         try:
-            after: object = None
             while True:
                 self.check()
-                held = free.get()
-                self._raise_writer_error()
-                params = {"limit": self.batch_size, "after": after}
-                rows = held.execute(p.select_first if after is None else p.select_next, params).fetchall()
-                if not rows:
+                item = fetched.get()
+                if item is _END:
                     break
-                masked = self.mask(p, rows)
+                conn, rows = item
+                batch = _Batch(conn, len(rows), self.mask(p, rows))
                 self.check()  # a stop while masking: this batch is dropped, the one being written finishes
-                work.put(_Batch(held, len(rows), masked))
-                held = None
-                after = rows[-1][0]
+                masked.put(batch)
         finally:
-            if held is not None:
-                _rollback(held)
-            work.put(None)
-            writer.join()
-        self._raise_writer_error()
-
-    def _raise_writer_error(self) -> None:
+            masked.put(None)
+            database.join()
         if self.error is not None:
             raise self.error
 
-    def _write(self, p: PreparedTable, work: queue.Queue[_Batch | None], free: queue.Queue) -> None:
-        while (batch := work.get()) is not None:
-            conn = batch.conn
-            try:
-                if self.error is None:
-                    changed, bad, values = batch.masked
-                    if changed[0]:
-                        conn.execute(*p.writer.statement(changed))
-                    conn.commit()
-                    self.committed(batch.rows, bad, values)
-                else:
-                    conn.rollback()  # after a failed batch nothing later may commit: the prefix stays whole
-            except BaseException as exc:  # handed to the worker's thread, which raises it
-                if self.error is None:
-                    self.error = exc
+    def _database(self, p: PreparedTable, masked: queue.Queue[_Batch | None], fetched: queue.Queue) -> None:
+        """Read the first batch on each connection; then write each masked batch in turn, commit, and read
+        the next one on the connection it freed. Uncommitted work is rolled back when it ends."""
+        after: object = None
+        more = True
+
+        def read(conn: psycopg.Connection) -> None:
+            nonlocal after, more
+            params = {"limit": self.batch_size, "after": after}
+            rows = conn.execute(p.select_first if after is None else p.select_next, params).fetchall()
+            if rows:
+                fetched.put((conn, rows))
+                after = rows[-1][0]
+            else:
+                conn.rollback()
+                more = False
+                fetched.put(_END)
+
+        try:
+            for conn in self.conns:
+                if more:
+                    read(conn)
+            while (batch := masked.get()) is not None:
+                changed, bad, values = batch.masked
+                if changed[0]:
+                    batch.conn.execute(*p.writer.statement(changed))
+                batch.conn.commit()
+                self.committed(batch.rows, bad, values)
+                if more:
+                    read(batch.conn)
+        except BaseException as exc:  # handed to the worker's thread, which raises it
+            self.error = exc
+            fetched.put(_END)
+        finally:
+            for conn in self.conns:
                 _rollback(conn)
-            finally:
-                free.put(conn)
 
 
 def _rollback(conn: psycopg.Connection) -> None:
