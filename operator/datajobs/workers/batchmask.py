@@ -26,6 +26,8 @@ _COPY, _UPDATE, _DIGEST = hashlib.blake2b.copy, hashlib.blake2b.update, hashlib.
 _ALNUM = re.compile(r"[0-9A-Za-z]").search
 _PHONE_PUNCTUATION = b"+ ().-/"
 _DIGIT_TO_9 = bytes.maketrans(b"0123456789", b"9999999999")
+_ENCODE: Callable[[Any], bytes] = str.encode  # (typed for map over getitem results)
+_TRANSLATE: Callable[[Any, bytes], bytes] = bytes.translate
 _BIG_ENDIAN = partial(int.from_bytes, byteorder="big")
 _SHAPE = methodcaller("translate", _DIGIT_TO_9)
 _DROP_PUNCTUATION = methodcaller("translate", None, _PHONE_PUNCTUATION)
@@ -141,7 +143,7 @@ class ColumnMasker:
             return None
         cuts = list(map(str.index if keep_domain else str.rindex, texts, repeat("@" if keep_domain else ".")))
         digests = self.digests("email", list(map(str.encode, map(str.lower, texts))))
-        heads = list(map(str.encode, map(getitem, texts, map(slice, cuts))))
+        heads = list(map(_ENCODE, map(getitem, texts, map(slice, cuts))))
         tails = map(getitem, texts, map(slice, cuts, repeat(None)))
         return list(map(add, self._classes(heads, digests), tails))
 
@@ -154,7 +156,7 @@ class ColumnMasker:
         if min(lengths) < 7 or max(lengths) > 15 or not b"".join(digits).isdigit():
             return None
         streams = map(getitem, self.digests("phone", digits), map(slice, repeat(keep), lengths))
-        new = map(bytes.translate, streams, repeat(algorithms.TO_DIGIT))
+        new = map(_TRANSLATE, streams, repeat(algorithms.TO_DIGIT))
         kept = list(map(add, map(getitem, digits, repeat(slice(keep))), new)) if keep else list(new)
         shapes = list(map(_SHAPE, encoded))
         layouts: list[Any] = list(map(self._layouts.get, shapes))

@@ -33,7 +33,9 @@ def _as_text(values: Sequence[object]) -> str | None:
         parts: Sequence[object] = [NULL if v is None else v for v in values] if has_null else values
         text = SEPARATOR.join(parts)  # type: ignore[arg-type]
         return text if text.count(SEPARATOR) == len(values) - 1 else None
-    return SEPARATOR.join(NULL if v is None else str(v) for v in values)
+    if has_null:
+        return SEPARATOR.join(NULL if v is None else str(v) for v in values)
+    return SEPARATOR.join(map(str, values))
 
 
 @dataclass
