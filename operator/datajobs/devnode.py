@@ -304,11 +304,7 @@ def run(args: argparse.Namespace) -> int:
         while True:
             time.sleep(0.5)
             node.check()
-            dead = [c for c in cluster.children if not c.alive()]
-            if dead:
-                log.error(
-                    "%s exited (code %s); see %s", dead[0].name, dead[0].popen.returncode, dead[0].log_path
-                )
+            if dev.control_plane_died(cluster):
                 return 1
     except KeyboardInterrupt:
         log.info("interrupted: stopping")
