@@ -20,7 +20,14 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from datajobs.localcluster import BinariesError, ClusterError, LocalCluster, ensure_binaries, find_binaries
+from datajobs.localcluster import (
+    BinariesError,
+    ClusterError,
+    LocalCluster,
+    ensure_binaries,
+    find_binaries,
+    imagestore,
+)
 from datajobs.localcluster.binaries import NODE, cache_dir, missing
 from datajobs.localcluster.images import Images, ImagesError, ensure_images, find_images, images_dir
 from datajobs.localcluster.nodeconfig import NODE_NAME, pod_placement
@@ -288,7 +295,11 @@ def real_node(cluster: Cluster, images: Images) -> Node:
     if cluster.local is None:
         pytest.fail(f"the real-node tests need the harness's own cluster, not ${REUSE_ENV}", pytrace=False)
     try:
-        node = cluster.local.add_real_node([images.pause_tar, images.app_tar], images.pause_ref)
+        node = cluster.local.add_real_node(
+            {images.pause_ref: images.pause_tar, images.app_ref: images.app_tar},
+            images.pause_ref,
+            image_store=imagestore.default_directory(),
+        )
     except (RealNodeError, ClusterError, BinariesError) as exc:
         pytest.fail(f"the real node did not start: {exc}", pytrace=False)
     return Node(node, NODE_NAME, images.app_ref, pod_placement())

@@ -238,11 +238,7 @@ def run_fake(args: argparse.Namespace, reason: str) -> int:
                 if not child.alive() and child.name not in reported:
                     reported.add(child.name)
                     _report_exit(child)
-            dead = [c for c in cluster.children if not c.alive()]
-            if dead:
-                log.error(
-                    "%s exited (code %s); see %s", dead[0].name, dead[0].popen.returncode, dead[0].log_path
-                )
+            if control_plane_died(cluster):
                 return 1
     except KeyboardInterrupt:
         log.info("interrupted: stopping")
@@ -264,3 +260,11 @@ def main(args: argparse.Namespace) -> int:
     except AlreadyRunning as exc:
         log.error("%s", exc)
         return 1
+
+
+def control_plane_died(cluster: LocalCluster) -> bool:
+    """Log the first of the cluster's processes that exited, if one did (the dev loop then ends)."""
+    dead = [c for c in cluster.children if not c.alive()]
+    if dead:
+        log.error("%s exited (code %s); see %s", dead[0].name, dead[0].popen.returncode, dead[0].log_path)
+    return bool(dead)

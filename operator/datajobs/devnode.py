@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import yaml
 
 from datajobs import dev, devdata
+from datajobs.localcluster import imagestore
 from datajobs.localcluster.binaries import BinariesError, ensure_binaries
 from datajobs.localcluster.cluster import ClusterError, LocalCluster
 from datajobs.localcluster.crds import apply_crds
@@ -139,7 +140,10 @@ def chart_values(app_ref: str) -> dict[str, Any]:
         "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
         "log": {"format": "text"},
         # Probed every second while starting: the ready line waits for both to be Ready.
-        "operator": {"startupProbe": {"periodSeconds": 1, "failureThreshold": 300}},
+        "operator": {
+            "startupProbe": {"periodSeconds": 1, "failureThreshold": 300},
+            "readinessProbe": {"periodSeconds": 1},
+        },
         "adapter": {"apiKeys": {"existingSecret": KEYS_SECRET}, "readinessProbe": {"periodSeconds": 1}},
         "worker": {"serviceAccount": {"namespaces": [JOBS_NAMESPACE]}},
     }
@@ -266,7 +270,11 @@ def run(args: argparse.Namespace) -> int:
         dev.write_private(kubeconfig, cluster.kubeconfig.read_text())
         keys = dev.write_api_key(directory)
         built = images.result()
-        node = cluster.add_real_node([built.pause_tar, built.app_tar], built.pause_ref)
+        node = cluster.add_real_node(
+            {built.pause_ref: built.pause_tar, built.app_ref: built.app_tar},
+            built.pause_ref,
+            image_store=imagestore.default_directory(),
+        )
         pg = postgres.result()
         watchdog = postgres_watchdog(pg)
         dsn_file = directory / "postgres-dsn"
@@ -296,11 +304,7 @@ def run(args: argparse.Namespace) -> int:
         while True:
             time.sleep(0.5)
             node.check()
-            dead = [c for c in cluster.children if not c.alive()]
-            if dead:
-                log.error(
-                    "%s exited (code %s); see %s", dead[0].name, dead[0].popen.returncode, dead[0].log_path
-                )
+            if dev.control_plane_died(cluster):
                 return 1
     except KeyboardInterrupt:
         log.info("interrupted: stopping")

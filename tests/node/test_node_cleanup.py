@@ -30,7 +30,7 @@ HARNESS = textwrap.dedent(
     images = ensure_images()
     cluster = LocalCluster(Path(sys.argv[1]), nodes=0, real_node=True)
     cluster.start()
-    node = cluster.add_real_node([images.pause_tar], images.pause_ref)
+    node = cluster.add_real_node({images.pause_ref: images.pause_tar}, images.pause_ref)
     facts = {"init": node.init_pid, "cgroup": node.cgroup, "egress": str(node.egress_socket),
              "pids": [c.pid for c in cluster.children + node.children + node.forwarders]}
     Path(sys.argv[2]).write_text(json.dumps(facts))

@@ -350,8 +350,15 @@ class LocalCluster:
             f"--kubelet-client-key={self.pki.admin_key}",
         ]
 
-    def add_real_node(self, images: list[Path], sandbox_image: str, timeout: float = 180.0) -> RealNode:
-        """Start the real node (kubelet + containerd), load `images` into it, and wait until it is Ready."""
+    def add_real_node(
+        self,
+        images: dict[str, Path],
+        sandbox_image: str,
+        timeout: float = 180.0,
+        image_store: Path | None = None,
+    ) -> RealNode:
+        """Start the real node (kubelet + containerd), load `images` (ref -> tar) into it, and wait until it
+        is Ready. image_store: a containerd root kept between runs (imagestore.default_directory())."""
         assert self.binaries is not None
         if not self.real_node_enabled:
             raise ClusterError("this cluster was started without real-node support (real_node=False)")
@@ -361,6 +368,7 @@ class LocalCluster:
             self.workdir / "node",
             self.egress_socket,
             {n: node_binaries[n] for n in NODE},
+            image_store=image_store,
         )
         started = time.monotonic()
         try:

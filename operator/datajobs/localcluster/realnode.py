@@ -19,13 +19,13 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from datajobs.localcluster import janitor, nodeconfig
+from datajobs.localcluster import imagestore, janitor, nodeconfig
 from datajobs.localcluster.netns import NODE_IP
 from datajobs.localcluster.processes import Child, spawn, stop_all
 
@@ -71,12 +71,21 @@ def egress_selector_config(socket_path: Path) -> dict[str, Any]:
 
 
 class RealNode:
-    """One kubelet node; `start()` needs the running API server's port and the cluster's admin kubeconfig."""
+    """One kubelet node; `start()` needs the running API server's port and the cluster's admin kubeconfig.
+
+    image_store: a containerd root kept between runs (see imagestore), or None for a fresh one each time."""
 
     def __init__(
-        self, workdir: Path, egress_socket: Path, binaries: dict[str, Path], python: str = sys.executable
+        self,
+        workdir: Path,
+        egress_socket: Path,
+        binaries: dict[str, Path],
+        python: str = sys.executable,
+        image_store: Path | None = None,
     ):
         self.workdir = workdir
+        self.image_store = image_store
+        self.store: imagestore.ImageStore | None = None
         self.egress_socket = egress_socket
         self.binaries = binaries
         self.python = python
@@ -122,20 +131,22 @@ class RealNode:
         api_port: int,
         kubeconfig: dict[str, Any],
         ca_file: Path,
-        images: Sequence[Path],
+        images: Mapping[str, Path],
         sandbox_image: str,
         check: Callable[[], None],
         deadline: float,
     ) -> None:
-        """Bring the node up to the point where containerd answers and the kubelet and proxy are started."""
+        """Bring the node up to the point where containerd answers and the kubelet and proxy are started.
+        images: ref -> docker-archive tar; those the image store holds already are not imported again."""
         reason = unavailable_reason()
         if reason:
             raise RealNodeError(reason)
         for name in janitor.stale():
             janitor.remove(name)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        for d in ("containerd", "cni", "cni-ipam", "pod-logs", "logs"):
+        for d in ("cni", "cni-ipam", "pod-logs", "logs"):
             (self.workdir / d).mkdir(exist_ok=True)
+        self.store = imagestore.claim(self.image_store, self.workdir / "containerd", images)
         janitor.create(self.cgroup)
         self._start_namespaces(deadline)
         self._start_janitor()
@@ -164,8 +175,14 @@ class RealNode:
             check,
             deadline,
         )
-        for tar in images:
+        present = set(
+            self.run(
+                "ctr", "-a", nodeconfig.CONTAINERD_SOCKET, "-n", "k8s.io", "images", "ls", "-q"
+            ).stdout.split()
+        )
+        for tar in self.store.missing(images, present).values():
             self.import_image(tar)
+        self.store.remember(images)
         self._spawn(
             "kubelet",
             [
@@ -303,8 +320,9 @@ class RealNode:
             c["cluster"]["server"] = f"https://{NODE_IP}:{api_port}"
         (w / "node.kubeconfig").write_text(yaml.safe_dump(node_kubeconfig))
         (w / "node.kubeconfig").chmod(0o600)
+        assert self.store is not None
         (w / "containerd.toml").write_text(
-            nodeconfig.containerd_config(w / "containerd", w / "cni", sandbox_image)
+            nodeconfig.containerd_config(self.store.root, w / "cni", sandbox_image)
         )
         (w / "cni" / "10-datajobs.conflist").write_text(nodeconfig.cni_conflist(w / "cni-ipam"))
         (w / "resolv.conf").write_text("# no cluster DNS: pods resolve nothing (the network rule)\n")
@@ -350,6 +368,9 @@ class RealNode:
         if self.holder is not None:
             stop_all([self.holder], timeout=15)
         stop_all(self.forwarders, timeout=5)
+        if self.store is not None:
+            self.store.release()  # containerd is gone: the next node may use the store
+            self.store = None
         left = janitor.remove(self.cgroup)
         if left:
             log.warning("cgroups left behind: %s", left)
