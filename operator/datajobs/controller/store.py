@@ -77,11 +77,14 @@ def _slim_job(body: dict[str, Any], share: _Shared, current: dict[str, Any] | No
     slim = {k: _compact(v) for k, v in body.items() if k not in ("metadata", "spec")}
     slim["metadata"] = _compact({k: meta[k] for k in JOB_METADATA if k in meta})
     if "spec" in body:
-        same_generation = current is not None and current["metadata"].get("generation") == meta.get(
-            "generation"
+        # a spec changes only with the generation: while it is the same, the one we hold is still it
+        held = current.get("spec") if current is not None else None
+        same = (
+            held is not None
+            and current is not None
+            and current["metadata"].get("generation") == (meta.get("generation"))
         )
-        # a spec changes only with the generation: then the one we hold is still it (no re-encoding)
-        slim["spec"] = current["spec"] if same_generation and "spec" in current else share(body["spec"])
+        slim["spec"] = held if same else share(body["spec"])
     return slim
 
 
