@@ -329,8 +329,9 @@ def _dispatch(
     status["status"] = JobStatus.RUNNING.value
     status[shape.started] = now
     set_condition(status, WORKER_POD, False, "Creating", "creating the worker pod", generation, now)
+    # no Event: the status (startedAt, WorkerPod) and the scheduler's own Scheduled Event on the pod tell
+    # it; an Event per dispatch was a seventh API write per job (a retry's next attempt still gets one)
     actions.append(CreatePod())
-    actions.append(Emit("Dispatched", "worker pod created"))
 
 
 def _running(
