@@ -544,6 +544,8 @@ class Engine:
         seen: the one status write records both the dispatch and the pod (or why there is none)."""
         decided = {**body, "status": decision.status}  # what the pod is built from; not written yet
         others: list[Action] = [a for a in decision.actions if not isinstance(a, CreatePod)]
+        if not self.may_act():  # (leadership lost since the reconcile began: nothing is written either)
+            return Decision(status=None)
         crash_point("before-create-pod")
         follow = await self._create_pod(kind, decided, facts)
         if follow is None:  # created (or ours from before): the pod as created is what the status tells
