@@ -100,6 +100,9 @@ class Pipeline:
                 if more:
                     read(conn)
             while (batch := masked.get()) is not None:
+                # a stop that came while the previous batch was written: that batch was the one in
+                # progress; this one, masked meanwhile, is dropped (a graceful stop finishes one batch)
+                self.check()
                 changed, bad, values = batch.masked
                 if changed[0]:
                     batch.conn.execute(*p.writer.statement(changed))
