@@ -3,10 +3,10 @@
 Integrity: our worker vs reladiff's hashdiff (the `bench` extra: `pip install -e '.[bench]'`), two DSNs,
 on `orders` tables of each size, healthy and with 0.1 % (spread, clustered) and 5 % of rows differing.
 Masking: our worker vs one plain in-database UPDATE of the same columns (psql), each on its own copy of
-the seeded `customers` table. Every tool runs as a process (as in a pod): wall clock from start to exit,
-start-up included, and its peak RSS (os.wait4); the median of --repeat runs. Each result is checked (the
-differences found, the rows masked) before its time counts. A throwaway PostgreSQL (scripts/postgres.sh;
-fsync off, as for tests) unless --dsn names one.
+the seeded `customers` table, the tools taking turns run by run. Every tool runs as a process (as in a
+pod): wall clock from start to exit, start-up included, and its peak RSS (os.wait4); the median of
+--repeat runs. Each result is checked (the differences found, the rows masked) before its time counts.
+A throwaway PostgreSQL (scripts/postgres.sh; fsync off, as for tests) unless --dsn names one.
 
     .venv/bin/python -m bench.workers_bench --rows 1000000                # one size
     nice -n 10 .venv/bin/python -m bench.workers_bench --rows 1000000 --rows 10000000
@@ -118,7 +118,11 @@ def run_worker(kind: str, env: dict[str, str], workdir: Path, source_tree: Path 
 
 
 def median_of(repeat: int, once: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    runs = [once() for _ in range(repeat)]
+    return summary([once() for _ in range(repeat)])
+
+
+def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median run (its wall seconds), how many runs, the highest peak RSS."""
     best = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
     return {
         **best,
@@ -215,7 +219,6 @@ def bench_masking(admin: str, rows: int, args: argparse.Namespace, workdir: Path
         yaml.safe_dump({"batchSize": args.mask_batch, "tables": [{"table": "customers", "columns": columns}]})
     )
     key = secrets.token_hex(16)
-    results = []
 
     def worker(tree: Path | None) -> dict[str, Any]:
         target = create_database(admin, "bench_mask", template_name)
@@ -236,22 +239,18 @@ def bench_masking(admin: str, rows: int, args: argparse.Namespace, workdir: Path
         drop(admin, target)
         return r
 
-    trees = {"ours": None, **({"ours before": args.before} if args.before else {})}
-    for label, tree in trees.items():
-        log.info("masking %s rows: %s …", rows, label)
-        results.append(
-            {
-                "rows": rows,
-                "scenario": "4 columns",
-                "tool": label,
-                **median_of(args.repeat, lambda tree=tree: worker(tree)),
-            }
-        )
-    log.info("masking %s rows: plain UPDATE …", rows)
-    results.append(
-        {"rows": rows, "scenario": "4 columns", "tool": "plain UPDATE", **median_of(args.repeat, plain)}
-    )
-    return results
+    tools: dict[str, Callable[[], dict[str, Any]]] = {"ours": lambda: worker(None)}
+    if args.before:
+        tools["ours before"] = lambda: worker(args.before)
+    tools["plain UPDATE"] = plain
+    # Round-robin (ours, before, plain; again …): on a shared machine each tool's runs see the same load.
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label in tools}
+    for n in range(args.repeat):
+        for label, once in tools.items():
+            log.info("masking %s rows: %s (run %d of %d) …", rows, label, n + 1, args.repeat)
+            runs[label].append(once())
+            log.info("  %.2f s", runs[label][-1]["seconds"])
+    return [{"rows": rows, "scenario": "4 columns", "tool": label, **summary(runs[label])} for label in tools]
 
 
 def drop(admin: str, dsn: str) -> None:
