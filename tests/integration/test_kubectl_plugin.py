@@ -166,7 +166,7 @@ def test_describe_is_a_timeline_of_conditions_and_events(plugin, run_operator, j
     assert "Worker pod:      story-worker (does not exist)" in text
     timeline = text.split("Timeline:\n", 1)[1]
     whats = [r["WHAT"] for r in table(timeline)]
-    order = ["Normal Dispatched", "Warning CancelRejected", "Normal CancelAccepted", "Normal Cancelled"]
+    order = ["Warning CancelRejected", "Normal CancelAccepted", "Normal Cancelled"]
     positions = [next(i for i, w in enumerate(whats) if w == o) for o in order]
     assert positions == sorted(positions), whats
     assert "CancelRequest=True Accepted" in whats and "Finished=True Cancelled" in whats

@@ -18,11 +18,19 @@ def running_jobs(jobs) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "point", ["before-create-pod", "before-stop-pod", "before-cancelled-write", "sigkill-mid-burst"]
+    "point",
+    [
+        "before-create-pod",
+        "before-dispatch-write",
+        "before-stop-pod",
+        "before-cancelled-write",
+        "sigkill-mid-burst",
+    ],
 )
 def test_sigkill_at_any_point_then_restart_leaves_every_job_correct(point, run_operator, jobs):
     # the 2nd pod creation; the 1st pod stop / CANCELLED write of a running job (at least two are cancelled)
-    hits = 2 if point == "before-create-pod" else 1
+    # (before-dispatch-write: an IntegrityJob's pod created, the status recording its dispatch not written)
+    hits = 2 if point in ("before-create-pod", "before-dispatch-write") else 1
     env = {} if point == "sigkill-mid-burst" else {"DATAJOBS_CRASH_AT": f"{point}:{hits}"}
     first = run_operator(max_running=4, env=env)
     cancelled = set(CANCELLED_AT_SUBMISSION)
@@ -30,7 +38,7 @@ def test_sigkill_at_any_point_then_restart_leaves_every_job_correct(point, run_o
         jobs.create(
             kind, name, SPECS[kind](job_id=len(name)) if kind == "MaskingExecution" else SPECS[kind]()
         )
-    if point == "before-create-pod" or point == "sigkill-mid-burst":
+    if point in ("before-create-pod", "before-dispatch-write", "sigkill-mid-burst"):
         for kind, name in JOBS:
             if name in cancelled:
                 jobs.cancel(kind, name)

@@ -198,7 +198,7 @@ def test_cancel_flows_pass_with_the_charts_accounts(
             final = jobs.wait_status(kind, name, "CANCELLED", timeout=60)
             assert jobs.pod(name) is None, f"{name}: CANCELLED while its pod exists"
             assert condition(final, "CancelRequest")["reason"] == "Accepted", (how, final)
-            assert "Dispatched" in jobs.event_reasons(name)  # the operator may create Events
+            assert "CancelAccepted" in jobs.event_reasons(name)  # the operator may create Events
 
         # the executionId counter lives in the release namespace, reachable by name only
         ids = [

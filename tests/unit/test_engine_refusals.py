@@ -91,9 +91,15 @@ def run_engine(io: FakeIO, body: dict[str, Any], rounds: int = 1) -> Engine:
     return asyncio.run(go())
 
 
+def created_worker() -> dict[str, Any]:
+    owner = {"apiVersion": "datajobs.io/v1alpha1", "kind": "IntegrityJob", "name": "j", "uid": "ju"}
+    meta = {"name": "j-worker", "namespace": "ns", "uid": "pu", "resourceVersion": "2"}
+    return {"metadata": meta | {"ownerReferences": [owner | {"controller": True}]}, "status": {}}
+
+
 def test_a_status_the_api_server_refuses_fails_the_job_once_instead_of_looping():
     refused = ApiError(422, "Unprocessable Entity", b'{"message": "status.x: Invalid value"}')
-    io = FakeIO([refused])
+    io = FakeIO([refused], create_answer=created_worker())
     engine = run_engine(io, job_body())
     assert len(io.writes) == 2  # the decided status, then the FAILED one with the reason
     assert io.writes[1]["status"] == "FAILED"
@@ -104,7 +110,7 @@ def test_a_status_the_api_server_refuses_fails_the_job_once_instead_of_looping()
 
 def test_when_even_the_failed_status_is_refused_a_warning_event_says_so_and_nothing_loops():
     refused = ApiError(422, "Unprocessable Entity", b'{"message": "no"}')
-    io = FakeIO([refused, refused])
+    io = FakeIO([refused, refused], create_answer=created_worker())
     engine = run_engine(io, job_body())
     assert len(io.writes) == 2 and "StatusWriteRefused" in io.events
     assert engine.work.added == []
@@ -130,6 +136,16 @@ def test_a_taken_worker_name_is_reported_and_the_pod_never_deleted():
     assert "WorkerPodNameTaken" in io.events
     worker = next(c for c in io.writes[-1]["conditions"] if c["type"] == "WorkerPod")
     assert worker["reason"] == "NameTaken" and engine.store.worker("ju") is None
+    assert len(io.writes) == 1 and io.writes[0]["status"] == "RUNNING"  # the dispatch says why, at once
+
+
+def test_an_integrity_jobs_dispatch_is_one_status_write_after_its_pod_is_created():
+    io = FakeIO([], create_answer=created_worker())
+    engine = run_engine(io, job_body(), rounds=1)
+    assert io.creates == 1 and len(io.writes) == 1
+    worker = next(c for c in io.writes[0]["conditions"] if c["type"] == "WorkerPod")
+    assert (io.writes[0]["status"], worker["status"], worker["reason"]) == ("RUNNING", "True", "Observed")
+    assert engine.store.worker("ju") is not None and io.events == []
 
 
 def test_conflict_is_still_a_reread_not_a_refusal():

@@ -482,10 +482,42 @@ def test_refused_worker_pod_is_visible_once_and_retried(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_job_dispatched_at_once_gets_no_queued_event(kind):
+def test_a_job_dispatched_at_once_gets_no_event(kind):
+    # neither Queued (it never waited) nor Dispatched (the status and the pod's Scheduled Event tell it)
     decision = decide(facts(kind, status=None, may_dispatch=True))
     reasons = [a.reason for a in decision.actions if isinstance(a, Emit)]
-    assert decision.status["status"] == "RUNNING" and reasons == ["Dispatched"]
+    creates = [a for a in decision.actions if isinstance(a, CreatePod)]
+    assert decision.status["status"] == "RUNNING" and len(creates) == 1 and reasons == []
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_integrity_jobs_pod_is_created_before_its_dispatch_is_written(kind):
+    # the status written after the create records the pod too: one write per dispatch; a MaskingExecution's
+    # executionId (in its pod's environment) must be written before the pod exists
+    decision = decide(facts(kind, status=queued(kind), may_dispatch=True))
+    assert [a for a in decision.actions if isinstance(a, CreatePod)] == [
+        CreatePod(first=kind == "IntegrityJob")
+    ]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("status", ["none", "queued"])
+def test_a_job_not_yet_running_whose_worker_exists_was_dispatched_and_is_running(kind, status):
+    # (a crash between the pod's create and the status write): no second pod, no Queued Event
+    old = None if status == "none" else queued(kind)
+    decision = decide(facts(kind, status=old, pod=PodFacts("job-worker", "Pending", uid="p1")))
+    assert decision.status["status"] == "RUNNING" and decision.status[STARTED[kind]] == T1
+    assert get_condition(decision.status, WORKER_POD)["reason"] == "Observed"
+    assert not any(isinstance(a, (CreatePod, Emit)) for a in decision.actions)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_cancel_of_such_a_job_stops_its_worker_instead_of_calling_it_never_started(kind):
+    pod = PodFacts("job-worker", "Running", uid="p1")
+    decision = decide(facts(kind, status=queued(kind), pod=pod, cancel={"graceful": False}))
+    assert decision.status["status"] == "RUNNING"
+    assert get_condition(decision.status, CANCELLING)["status"] == "True"
+    assert DeletePod("job-worker", "p1", False, IMMEDIATE_GRACE_SECONDS) in decision.actions
 
 
 @pytest.mark.parametrize("kind", KINDS)

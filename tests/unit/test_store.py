@@ -118,3 +118,40 @@ def test_a_deleted_workers_last_state_is_kept_for_its_job_until_a_new_pod_or_the
     assert store.gone_pods["a"]["metadata"]["uid"] == "p2"
     store.drop_job(job("a", 13))
     assert "a" not in store.gone_pods
+
+
+def test_equal_specs_are_one_object_and_a_new_generation_brings_its_own():
+    def body(uid: str, generation: int, image: str) -> dict:
+        template = {"spec": {"containers": [{"name": "worker", "image": image}]}}
+        return {
+            "metadata": {"uid": uid, "name": uid, "namespace": "ns", "resourceVersion": str(generation),
+                         "generation": generation},
+            "spec": {"destinationId": "d", "modelIds": ["orders"], "template": template},
+        }  # fmt: skip
+
+    store = Store()
+    store.put_job("IntegrityJob", body("a", 1, "w:1"))
+    store.put_job("IntegrityJob", body("b", 1, "w:1"))
+    assert store.jobs["a"][1]["spec"] is store.jobs["b"][1]["spec"]
+    assert store.jobs["a"][1]["spec"] == body("a", 1, "w:1")["spec"]
+    edited = body("a", 2, "w:2")
+    store.put_job("IntegrityJob", edited)
+    assert (
+        store.jobs["a"][1]["spec"] == edited["spec"]
+        and store.jobs["b"][1]["spec"]["template"] != (edited["spec"]["template"])
+    )
+
+
+def test_a_stored_pod_keeps_the_workers_reports_and_not_its_labels_and_shares_its_spec():
+    store = Store()
+    first, second = pod("p1", "a", 3, name="a-worker"), pod("p2", "b", 3, name="b-worker")
+    for p in (first, second):
+        p["metadata"]["annotations"] = {"datajobs.io/progress": '{"rowsMasked": 1}', "other": "x"}
+        p["spec"] = {"containers": [{"name": "worker", "image": "w:1", "env": []}], "nodeName": "n1"}
+    store.put_pod(first)
+    store.put_pod(second)
+    a, b = store.pods[("ns", "a-worker")], store.pods[("ns", "b-worker")]
+    assert a["metadata"]["annotations"] == {"datajobs.io/progress": '{"rowsMasked": 1}'}
+    assert "labels" not in a["metadata"]
+    assert a["spec"] is b["spec"] and a["spec"]["containers"] == [{"name": "worker"}]
+    assert a["metadata"]["ownerReferences"][0]["uid"] == "a"

@@ -19,7 +19,7 @@ from datajobs.controller.faults import crash_point
 from datajobs.controller.kubeio import KubeIO, NotOurPod
 from datajobs.controller.store import Store
 from datajobs.controller.workqueue import WorkQueue
-from datajobs.core.actions import DeleteJob, KeepLogs
+from datajobs.core.actions import Action, DeleteJob, KeepLogs
 from datajobs.core.backoff import Backoff
 from datajobs.core.conditions import CANCEL_STUCK, get_condition
 from datajobs.core.keptlogs import LOG_LIMIT_BYTES, LOG_TAIL_LINES, MAX_CONTAINERS, kept_logs_configmap
@@ -348,6 +348,8 @@ class Engine:
         )
         self._note_cancel(facts)
         decision = decide(facts)
+        if any(isinstance(a, CreatePod) and a.first for a in decision.actions):
+            decision = await self._create_first(kind, body, facts, decision)
         written = await self._write(kind, body, decision)
         if written is None or not self.may_act():
             return
@@ -356,10 +358,12 @@ class Engine:
             self.store.gone_pods.pop(uid, None)  # finished: the gone worker's report is in the status now
         for action in decision.actions:
             if isinstance(action, CreatePod):
-                if self._create_held_back(uid):
-                    continue
+                if action.first or self._create_held_back(uid):
+                    continue  # (created before the status write)
                 crash_point("before-create-pod")
-                await self._create_pod(kind, body, facts)
+                follow = await self._create_pod(kind, body, facts)
+                if follow is not None:
+                    await self._apply(kind, body, follow)
             elif isinstance(action, DeletePod):
                 crash_point("before-stop-pod")
                 mode = "graceful" if action.graceful else "immediate"
@@ -533,20 +537,38 @@ class Engine:
                 if isinstance(action, Emit):
                     self._emit(written, action)
 
-    async def _create_pod(self, kind: str, body: dict[str, Any], facts: JobFacts) -> None:
+    async def _create_first(
+        self, kind: str, body: dict[str, Any], facts: JobFacts, decision: Decision
+    ) -> Decision:
+        """Create the worker of a job being dispatched, then decide its status once more with the pod
+        seen: the one status write records both the dispatch and the pod (or why there is none)."""
+        decided = {**body, "status": decision.status}  # what the pod is built from; not written yet
+        others: list[Action] = [a for a in decision.actions if not isinstance(a, CreatePod)]
+        if not self.may_act():  # (leadership lost since the reconcile began: nothing is written either)
+            return Decision(status=None)
+        crash_point("before-create-pod")
+        follow = await self._create_pod(kind, decided, facts)
+        if follow is None:  # created (or ours from before): the pod as created is what the status tells
+            crash_point("before-dispatch-write")
+            pod = self.store.worker(body["metadata"]["uid"])
+            seen = decide(replace(facts, status=decision.status, pod=pod_facts(pod), may_dispatch=False))
+            follow = seen
+        return Decision(status=follow.status or decision.status, actions=others + follow.actions)
+
+    async def _create_pod(self, kind: str, body: dict[str, Any], facts: JobFacts) -> Decision | None:
+        """Create the job's worker pod from `body`; None when it exists (created, or ours from before),
+        else the decision that tells why not (refused, rejected, name taken: a retry is scheduled)."""
         pod = build_worker_pod(kind, body, self.defaults)
         try:
             created = await self.io.create_pod(pod)
             if created is None:  # the name is taken: ours from before a crash, or someone else's pod
                 created = await self.io.get_pod(pod["metadata"]["namespace"], pod["metadata"]["name"])
                 if not is_worker_of(created, body["metadata"]):
-                    await self._name_taken(kind, body, facts, created)
-                    return
+                    return self._name_taken(kind, body, facts, created)
             # The watch event comes later; until then a cancel must not take "no pod seen" for "pod gone".
             self.store.put_pod(created)
         except ApiError as exc:
             if exc.status == 403:  # a quota or an admission policy: visible on the job, retried with backoff
-                await self._apply(kind, body, worker_refused(_facts_of(kind, body, facts), exc.message))
                 delay = self._retry_after(body["metadata"]["uid"])
                 log.warning(
                     "worker pod of %s/%s refused (HTTP 403), trying again in %.0f s: %s",
@@ -556,19 +578,19 @@ class Engine:
                     exc.message,
                 )
                 self.work.add_after(body["metadata"]["uid"], delay)
-                return
+                return worker_refused(_facts_of(kind, body, facts), exc.message)
             if exc.status not in (400, 422):
                 raise  # the API server busy, …: worth retrying
             reason = f"HTTP {exc.status}: {exc.message}"
             log.warning(
                 "worker pod of %s/%s rejected: %s", facts.meta["namespace"], facts.meta["name"], reason
             )
-            await self._apply(kind, body, worker_rejected(_facts_of(kind, body, facts), reason))
-            return
+            return worker_rejected(_facts_of(kind, body, facts), reason)
         self._create_backoff.pop(body["metadata"]["uid"], None)
         started = self._first_seen.get(body["metadata"]["uid"])
         if started is not None:
             metrics.DISPATCH_LATENCY.labels(kind=kind).observe(time.monotonic() - started)
+        return None
 
     def _retry_after(self, uid: str) -> float:
         """Back off after a refused create: the next one waits 2, 4, 8, … s, whatever events come."""
@@ -588,9 +610,9 @@ class Engine:
             return True
         return False
 
-    async def _name_taken(
+    def _name_taken(
         self, kind: str, body: dict[str, Any], facts: JobFacts, squatter: dict[str, Any]
-    ) -> None:
+    ) -> Decision:
         """A pod that is not this job's worker holds the worker's name: report it, never adopt or delete it,
         and try again later (its owner may remove it; the start deadline bounds the wait)."""
         meta = squatter["metadata"]
@@ -602,9 +624,8 @@ class Engine:
             meta.get("uid"),
             owner or "none",
         )
-        decision = worker_name_taken(_facts_of(kind, body, facts), meta["name"], owner)
-        await self._apply(kind, body, decision)
         self.work.add_after(body["metadata"]["uid"], self._retry_after(body["metadata"]["uid"]))
+        return worker_name_taken(_facts_of(kind, body, facts), meta["name"], owner)
 
     # -- observability -----------------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """Crash injection for restart tests: DATAJOBS_CRASH_AT=<point>:<n> kills the process at the n-th hit.
 
-Points: `before-create-pod` (status says RUNNING, pod not created), `before-stop-pod` (cancel accepted,
-pod not deleted), `before-cancelled-write` (pod gone, CANCELLED not written). Unset in production.
+Points: `before-create-pod` (pod not created; a MaskingExecution's status says RUNNING already),
+`before-dispatch-write` (an IntegrityJob's pod created, its status not written), `before-stop-pod` (cancel
+accepted, pod not deleted), `before-cancelled-write` (pod gone, CANCELLED not written). Unset in production.
 """
 
 from __future__ import annotations

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
 from datajobs.core.observe import controller_uid, is_worker_of
-from datajobs.core.workerpod import worker_pod_name
+from datajobs.core.report import ANNOTATION_RESULT
+from datajobs.core.workerpod import ANNOTATION_PROGRESS, worker_pod_name
 
 PodKey = tuple[str, str]  # (namespace, name)
 
@@ -42,52 +44,80 @@ POD_METADATA = (
     "namespace",
     "uid",
     "resourceVersion",
-    "labels",
-    "annotations",
     "deletionTimestamp",
     "deletionGracePeriodSeconds",  # a stuck stop: whether the grace-0 escalation is under way
     "finalizers",  # a stuck stop: what holds the pod
 )
+POD_ANNOTATIONS = (ANNOTATION_PROGRESS, ANNOTATION_RESULT)  # the worker's reports: all PodFacts reads
 OWNER_FIELDS = ("apiVersion", "kind", "name", "uid", "controller")
+MAX_SHARED_VALUES = 4096
 
 
-def _slim_job(body: dict[str, Any]) -> dict[str, Any]:
-    """Keep what decisions and pod builds read; labels, annotations, managedFields are most of the bytes."""
+class _Shared:
+    """One copy of each distinct value of a part that many objects hold alike (jobs made from one
+    template, pods on one node): stored objects are never mutated, so equal parts can be one object."""
+
+    def __init__(self) -> None:
+        self._by_text: dict[str, Any] = {}
+
+    def __call__(self, value: Any) -> Any:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+        shared = self._by_text.get(text)
+        if shared is None:
+            if len(self._by_text) >= MAX_SHARED_VALUES:
+                self._by_text.clear()  # what is stored keeps its copy; only new ones stop being shared
+            shared = self._by_text[text] = _compact(value)
+        return shared
+
+
+def _slim_job(body: dict[str, Any], share: _Shared, current: dict[str, Any] | None) -> dict[str, Any]:
+    """Keep what decisions and pod builds read; labels, annotations, managedFields are most of the bytes.
+    The spec (its pod template most of all) is shared with every job that has the same one."""
     meta = body.get("metadata") or {}
-    slim = {k: v for k, v in body.items() if k != "metadata"}
-    slim["metadata"] = {k: meta[k] for k in JOB_METADATA if k in meta}
-    return _compact(slim)
+    slim = {k: _compact(v) for k, v in body.items() if k not in ("metadata", "spec")}
+    slim["metadata"] = _compact({k: meta[k] for k in JOB_METADATA if k in meta})
+    if "spec" in body:
+        # a spec changes only with the generation: while it is the same, the one we hold is still it
+        held = current.get("spec") if current is not None else None
+        same = (
+            held is not None
+            and current is not None
+            and current["metadata"].get("generation") == (meta.get("generation"))
+        )
+        slim["spec"] = held if same else share(body["spec"])
+    return slim
 
 
-def _slim_pod(body: dict[str, Any]) -> dict[str, Any]:
-    """A worker pod reduced to what PodFacts reads (a pod's spec, with its env, is several KiB)."""
+def _slim_pod(body: dict[str, Any], share: _Shared) -> dict[str, Any]:
+    """A worker pod reduced to what PodFacts reads (a pod's spec, with its env, is several KiB); the parts
+    most pods have alike (spec, status) shared between them."""
     meta, spec, status = body.get("metadata") or {}, body.get("spec") or {}, body.get("status") or {}
     slim_meta = {k: meta[k] for k in POD_METADATA if k in meta}
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k in POD_ANNOTATIONS}
+    if annotations:
+        slim_meta["annotations"] = annotations
     owners = [{k: r[k] for k in OWNER_FIELDS if k in r} for r in meta.get("ownerReferences") or []]
     if owners:
         slim_meta["ownerReferences"] = owners
-    return _compact(
-        {
-            "metadata": slim_meta,
-            "spec": {
-                "containers": [{"name": c.get("name")} for c in spec.get("containers") or []],
-                "terminationGracePeriodSeconds": spec.get("terminationGracePeriodSeconds"),
-                "nodeName": spec.get("nodeName"),
-            },
-            "status": {
-                "phase": status.get("phase"),
-                "containerStatuses": [
-                    {"name": c.get("name"), "state": c.get("state")}
-                    for c in status.get("containerStatuses") or []
-                ],
-                "conditions": [
-                    {k: c[k] for k in ("type", "status", "reason", "message") if k in c}
-                    for c in status.get("conditions") or []
-                    if c.get("type") == "PodScheduled" and c.get("status") == "False"
-                ],
-            },
-        }
-    )
+    slim_status: dict[str, Any] = {"phase": status.get("phase")}
+    containers = [
+        {"name": c.get("name"), "state": c.get("state")} for c in status.get("containerStatuses") or []
+    ]
+    if containers:
+        slim_status["containerStatuses"] = containers
+    unschedulable = [
+        {k: c[k] for k in ("type", "status", "reason", "message") if k in c}
+        for c in status.get("conditions") or []
+        if c.get("type") == "PodScheduled" and c.get("status") == "False"
+    ]
+    if unschedulable:
+        slim_status["conditions"] = unschedulable
+    slim_spec = {
+        "containers": [{"name": c.get("name")} for c in spec.get("containers") or []],
+        "terminationGracePeriodSeconds": spec.get("terminationGracePeriodSeconds"),
+        "nodeName": spec.get("nodeName"),
+    }
+    return {"metadata": _compact(slim_meta), "spec": share(slim_spec), "status": share(slim_status)}
 
 
 class Store:
@@ -103,6 +133,7 @@ class Store:
         """A deleted worker's last state (its final report), by job uid, until the job has used it."""
         self._deleted_jobs: dict[str, int] = {}
         self._deleted_pods: dict[str, None] = {}  # insertion-ordered, pruned oldest first
+        self._share = _Shared()
 
     def put_job(self, kind: str, body: dict[str, Any]) -> bool:
         uid, rv = body["metadata"]["uid"], resource_version(body)
@@ -111,7 +142,7 @@ class Store:
         current = self.jobs.get(uid)
         if current is not None and resource_version(current[1]) >= rv:
             return False
-        self.jobs[uid] = (kind, _slim_job(body))
+        self.jobs[uid] = (kind, _slim_job(body, self._share, current[1] if current is not None else None))
         return True
 
     def drop_job(self, body: dict[str, Any]) -> None:
@@ -140,7 +171,7 @@ class Store:
         ):
             if owner and (current is None or current["metadata"]["uid"] != meta["uid"]):
                 self.gone_pods.pop(owner, None)  # a new pod: the old one's report is history
-            self.pods[key] = _slim_pod(body)
+            self.pods[key] = _slim_pod(body, self._share)
         return owner
 
     def drop_pod(self, body: dict[str, Any]) -> str | None:
@@ -155,7 +186,7 @@ class Store:
                 # the DELETED event carries the pod's final state: a report the kubelet wrote just before
                 # the delete may never have been seen as a change of its own
                 newer = resource_version(body) >= resource_version(current)
-                self.gone_pods[owner] = _slim_pod(body) if newer else current
+                self.gone_pods[owner] = _slim_pod(body, self._share) if newer else current
             del self.pods[key]
         return owner
 

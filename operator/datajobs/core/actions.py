@@ -7,7 +7,10 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class CreatePod:
-    """Create the worker pod (idempotent: the name is deterministic)."""
+    """Create the worker pod (idempotent: the name is deterministic). `first`: before the decided status is
+    written, which then records the pod as well (one status write per dispatch instead of two)."""
+
+    first: bool = False
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from datajobs.core.limits import (
 from datajobs.core.report import decode_report
 from datajobs.core.shapes import SHAPES, MalformedReport, StatusShape, report_summary
 from datajobs.models import TERMINAL_STATUSES, JobStatus
+from datajobs.models.kinds import INTEGRITY_JOB
 
 CREATE_RETRY_FIRST_SECONDS = 2.0  # a refused pod create is tried again after 2, 4, 8, … seconds
 CREATE_RETRY_MAX_SECONDS = 300.0
@@ -50,6 +51,11 @@ IMMEDIATE_GRACE_SECONDS = 5
 worker needs up to 1.5 s after SIGTERM (read its pod, cancel the statement, write the report naming what
 it left disabled), and the kubelet kills it at the grace. A prompt worker is gone long before this ends."""
 DEFAULT_GRACE_SECONDS = 30
+CREATE_FIRST_KINDS = frozenset({INTEGRITY_JOB.kind})
+"""Kinds whose worker pod is created before the dispatch's status write, which then records the pod too
+(one status write instead of two; a crash in between leaves a QUEUED job with its pod: adopted, above).
+Not a MaskingExecution: its pod's environment carries the executionId, which must be in the status before
+the pod exists (a crash in between would give the job another one than its worker has)."""
 LAST_OUTPUT_CHARS = 1000
 TERMINATION_REASONS = {"OOMKilled": "OOMKilled: the container exceeded its memory limit"}
 """How the kubelet's reason for a terminated container is told in a FAILED job's message."""
@@ -115,6 +121,11 @@ def decide(facts: JobFacts) -> Decision:
 
     status[shape.observed_generation] = generation
     current = JobStatus(status["status"])
+    adopted = current is JobStatus.QUEUED and facts.pod is not None
+    if adopted:  # its pod was created, and the status recording it lost (a crash): it was dispatched
+        status["status"] = JobStatus.RUNNING.value
+        status[shape.started] = now
+        current = JobStatus.RUNNING
     cancel = facts.spec.get("cancelRequested")
     unevaluated = cancel is not None and _new_request(status, cancel, generation, current)
 
@@ -203,7 +214,7 @@ def decide(facts: JobFacts) -> Decision:
         assert facts.pod is not None
         actions.append(_delete(facts.pod, graceful=False))  # (again, if the first delete was lost)
     elif current is JobStatus.QUEUED and facts.may_dispatch:  # any cancel left here was rejected
-        _dispatch(shape, status, generation, now, actions)
+        _dispatch(shape, facts.kind, status, generation, now, actions)
 
     ran = facts.pod is not None and facts.pod.phase != "Pending"  # a pod that never started has no log
     if ran and facts.pod is not None and status["status"] == "FAILED" and old.get("status") == "RUNNING":
@@ -211,7 +222,7 @@ def decide(facts: JobFacts) -> Decision:
     if JobStatus(status["status"]) in TERMINAL_STATUSES:
         ttl = limit(facts.spec, "ttlSecondsAfterFinished", facts.ttl_seconds_after_finished)
         expire(ttl, status.get(shape.ended), now, actions)
-    if not old.get("status") and any(isinstance(a, CreatePod) for a in actions):
+    if not old.get("status") and (adopted or any(isinstance(a, CreatePod) for a in actions)):
         actions = [a for a in actions if not (isinstance(a, Emit) and a.reason == "Queued")]  # never waited
     return Decision(status=None if status == old else status, actions=actions)
 
@@ -324,13 +335,14 @@ def _accepted_and_finished(evaluated: dict[str, Any], current: JobStatus) -> boo
 
 
 def _dispatch(
-    shape: StatusShape, status: dict[str, Any], generation: int, now: str, actions: list[Action]
+    shape: StatusShape, kind: str, status: dict[str, Any], generation: int, now: str, actions: list[Action]
 ) -> None:
     status["status"] = JobStatus.RUNNING.value
     status[shape.started] = now
     set_condition(status, WORKER_POD, False, "Creating", "creating the worker pod", generation, now)
-    actions.append(CreatePod())
-    actions.append(Emit("Dispatched", "worker pod created"))
+    # no Event: the status (startedAt, WorkerPod) and the scheduler's own Scheduled Event on the pod tell
+    # it; an Event per dispatch was a seventh API write per job (a retry's next attempt still gets one)
+    actions.append(CreatePod(first=kind in CREATE_FIRST_KINDS))
 
 
 def _running(
