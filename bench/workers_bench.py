@@ -3,10 +3,10 @@
 Integrity: our worker vs reladiff's hashdiff (the `bench` extra: `pip install -e '.[bench]'`), two DSNs,
 on `orders` tables of each size, healthy and with 0.1 % (spread, clustered) and 5 % of rows differing.
 Masking: our worker vs one plain in-database UPDATE of the same columns (psql), each on its own copy of
-the seeded `customers` table. Every tool runs as a process (as in a pod): wall clock from start to exit,
-start-up included, and its peak RSS (os.wait4); the median of --repeat runs. Each result is checked (the
-differences found, the rows masked) before its time counts. A throwaway PostgreSQL (scripts/postgres.sh;
-fsync off, as for tests) unless --dsn names one.
+the seeded `customers` table, the tools taking turns run by run. Every tool runs as a process (as in a
+pod): wall clock from start to exit, start-up included, and its peak RSS (os.wait4); the median of
+--repeat runs. Each result is checked (the differences found, the rows masked) before its time counts.
+A throwaway PostgreSQL (scripts/postgres.sh; fsync off, as for tests) unless --dsn names one.
 
     .venv/bin/python -m bench.workers_bench --rows 1000000                # one size
     nice -n 10 .venv/bin/python -m bench.workers_bench --rows 1000000 --rows 10000000
@@ -32,6 +32,8 @@ from typing import Any
 
 import psycopg
 import yaml
+
+from bench.pgbackends import BackendCpu
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = REPO_ROOT / "scripts" / "postgres.sh"
@@ -101,7 +103,11 @@ def run_process(argv: list[str], env: dict[str, str], log_path: Path) -> dict[st
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise SystemExit(f"{argv[:4]} exited {code}; log: {log_path}")
-    return {"seconds": seconds, "peak_rss_mib": usage.ru_maxrss / 1024}
+    return {
+        "seconds": seconds,
+        "peak_rss_mib": usage.ru_maxrss / 1024,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+    }
 
 
 def run_worker(kind: str, env: dict[str, str], workdir: Path, source_tree: Path | None) -> dict[str, Any]:
@@ -118,10 +124,16 @@ def run_worker(kind: str, env: dict[str, str], workdir: Path, source_tree: Path 
 
 
 def median_of(repeat: int, once: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    runs = [once() for _ in range(repeat)]
+    return summary([once() for _ in range(repeat)])
+
+
+def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median run (its wall seconds), how many runs, the highest peak RSS."""
     best = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
+    cpu = {k: statistics.median(r[k] for r in runs) for k in ("cpu_s", "db_cpu_s") if k in best}
     return {
         **best,
+        **cpu,
         "seconds": statistics.median(r["seconds"] for r in runs),
         "runs": len(runs),
         "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
@@ -215,12 +227,13 @@ def bench_masking(admin: str, rows: int, args: argparse.Namespace, workdir: Path
         yaml.safe_dump({"batchSize": args.mask_batch, "tables": [{"table": "customers", "columns": columns}]})
     )
     key = secrets.token_hex(16)
-    results = []
 
     def worker(tree: Path | None) -> dict[str, Any]:
         target = create_database(admin, "bench_mask", template_name)
         env = {"TARGET_DSN": target, "MASKING_KEY": key, "DATAJOBS_MASKING_RULES": str(rules)}
-        r = run_worker("masking", env, workdir, tree)
+        with BackendCpu(admin, target.rsplit("/", 1)[1]) as backends:
+            r = run_worker("masking", env, workdir, tree)
+        r["db_cpu_s"] = backends.seconds
         report = r.pop("report")
         assert report["status"] == "SUCCEEDED" and report["rowsMasked"] == rows, report
         drop(admin, target)
@@ -228,30 +241,34 @@ def bench_masking(admin: str, rows: int, args: argparse.Namespace, workdir: Path
 
     def plain() -> dict[str, Any]:
         target = create_database(admin, "bench_mask", template_name)
-        r = run_process(
-            [psql(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target, "-c", PLAIN_UPDATE],
-            dict(os.environ),
-            workdir / "plain.log",
-        )
+        with BackendCpu(admin, target.rsplit("/", 1)[1]) as backends:
+            r = run_process(
+                [psql(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target, "-c", PLAIN_UPDATE],
+                dict(os.environ),
+                workdir / "plain.log",
+            )
+        r["db_cpu_s"] = backends.seconds
         drop(admin, target)
         return r
 
-    trees = {"ours": None, **({"ours before": args.before} if args.before else {})}
-    for label, tree in trees.items():
-        log.info("masking %s rows: %s …", rows, label)
-        results.append(
-            {
-                "rows": rows,
-                "scenario": "4 columns",
-                "tool": label,
-                **median_of(args.repeat, lambda tree=tree: worker(tree)),
-            }
-        )
-    log.info("masking %s rows: plain UPDATE …", rows)
-    results.append(
-        {"rows": rows, "scenario": "4 columns", "tool": "plain UPDATE", **median_of(args.repeat, plain)}
-    )
-    return results
+    tools: dict[str, Callable[[], dict[str, Any]]] = {"ours": lambda: worker(None)}
+    if args.before:
+        tools["ours before"] = lambda: worker(args.before)
+    tools["plain UPDATE"] = plain
+    # Round-robin (ours, before, plain; again …): on a shared machine each tool's runs see the same load.
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label in tools}
+    for n in range(args.repeat):
+        for label, once in tools.items():
+            log.info("masking %s rows: %s (run %d of %d) …", rows, label, n + 1, args.repeat)
+            runs[label].append(once())
+            last = runs[label][-1]
+            log.info(
+                "  %.2f s wall, CPU %.2f s tool + %.2f s database",
+                last["seconds"],
+                last["cpu_s"],
+                last["db_cpu_s"],
+            )
+    return [{"rows": rows, "scenario": "4 columns", "tool": label, **summary(runs[label])} for label in tools]
 
 
 def drop(admin: str, dsn: str) -> None:
@@ -265,8 +282,8 @@ PEERS = {"integrity": "reladiff hashdiff", "masking": "plain UPDATE"}
 def table(results: list[dict[str, Any]]) -> str:
     """Markdown: one line per tool and case, with its speed relative to the peer of the same case."""
     lines = [
-        "| worker | rows | case | tool | wall s | rows/s | peak RSS MiB | speed vs peer |",
-        "|---|---|---|---|---|---|---|---|",
+        "| worker | rows | case | tool | wall s | rows/s | peak RSS MiB | speed vs peer | CPU s tool + db |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         peer = next(
@@ -278,9 +295,10 @@ def table(results: list[dict[str, Any]]) -> str:
             and p["tool"] == PEERS[r["worker"]]
         )
         ratio = peer["seconds"] / r["seconds"]
+        cpu = f"{r['cpu_s']:.2f} + {r['db_cpu_s']:.2f}" if "db_cpu_s" in r else ""
         lines.append(
             f"| {r['worker']} | {r['rows']:,} | {r['scenario']} | {r['tool']} | {r['seconds']:.2f}"
-            f" | {r['rows'] / r['seconds']:,.0f} | {r['peak_rss_mib']:.0f} | {ratio:.2f}x |"
+            f" | {r['rows'] / r['seconds']:,.0f} | {r['peak_rss_mib']:.0f} | {ratio:.2f}x | {cpu} |"
         )
     return "\n".join(lines)
 

@@ -13,9 +13,8 @@ import re
 import struct
 from collections import deque
 from collections.abc import Callable, Sequence
-from functools import partial
 from itertools import compress, repeat
-from operator import add, call, getitem, itemgetter, methodcaller, mod, ne, or_
+from operator import add, call, ge, getitem, itemgetter, methodcaller, mod, ne, or_, sub
 from typing import Any
 
 from datajobs.workers import algorithms
@@ -28,7 +27,7 @@ _PHONE_PUNCTUATION = b"+ ().-/"
 _DIGIT_TO_9 = bytes.maketrans(b"0123456789", b"9999999999")
 _ENCODE: Callable[[Any], bytes] = str.encode  # (typed for map over getitem results)
 _TRANSLATE: Callable[[Any, bytes], bytes] = bytes.translate
-_BIG_ENDIAN = partial(int.from_bytes, byteorder="big")
+_HEAD8 = itemgetter(slice(8))
 _SHAPE = methodcaller("translate", _DIGIT_TO_9)
 _DROP_PUNCTUATION = methodcaller("translate", None, _PHONE_PUNCTUATION)
 # algorithms.EMAIL_PATTERN and PHONE_PATTERN, for a whole column joined by NUL (a value holds none), and
@@ -247,9 +246,10 @@ class ColumnMasker:
 
     def day_shifts(self, row_keys: list[bytes], max_days: int) -> list[int]:
         """`algorithms.date_shift_days` of each row key (UTF-8 bytes)."""
-        heads = map(getitem, self.digests("date_shift", row_keys), repeat(slice(8)))
-        numbers = map(mod, map(_BIG_ENDIAN, heads), repeat(2 * max_days))
-        return [n - max_days if n < max_days else n - max_days + 1 for n in numbers]
+        heads = b"".join(map(_HEAD8, self.digests("date_shift", row_keys)))
+        numbers = map(mod, struct.unpack(f">{len(row_keys)}Q", heads), repeat(2 * max_days))
+        days = list(map(sub, numbers, repeat(max_days)))  # in [-max_days, max_days): skip 0
+        return list(map(add, days, map(ge, days, repeat(0))))
 
     def _date_shift(self, values: Column, row_keys: list[bytes], max_days: int) -> tuple[list, int]:
         shifts = self.day_shifts(row_keys, max_days)
