@@ -75,3 +75,28 @@ def test_pod_delete_waits_for_the_deletion_timestamp_and_keeps_finalizers() -> N
     assert spec["delay"]["durationFrom"]["expressionFrom"] == ".metadata.deletionTimestamp"
     assert "jitterDurationMilliseconds" not in spec["delay"] and "jitterDurationFrom" not in spec["delay"]
     assert spec["next"] == {"delete": True}
+
+
+def test_a_first_build_of_the_binaries_does_not_eat_the_start_timeout(tmp_path, monkeypatch):
+    """A fresh clone's `make dev` builds for many minutes, then must still get the whole start timeout."""
+    from datajobs.localcluster import cluster as cluster_module
+
+    clock = [1000.0]
+    monkeypatch.setattr(cluster_module.time, "monotonic", lambda: clock[0])
+
+    def slow_build(*_: object) -> dict:
+        clock[0] += 1617.0  # what the cold build took here
+        return {}
+
+    deadlines: list[float] = []
+
+    def start_once(self, deadline: float) -> None:
+        deadlines.append(deadline)
+
+    monkeypatch.setattr(cluster_module, "ensure_binaries", slow_build)
+    monkeypatch.setattr(cluster_module, "create_pki", lambda *_: None)
+    monkeypatch.setattr(cluster_module.LocalCluster, "_start_once", start_once)
+    local = cluster_module.LocalCluster(tmp_path / "cluster")
+    local.server = local.kubeconfig = "unused"
+    local.start(timeout=180.0)
+    assert deadlines == [1000.0 + 1617.0 + 180.0]

@@ -185,9 +185,9 @@ class LocalCluster:
 
     def start(self, timeout: float = 180.0) -> None:
         """Start every component (fresh etcd data) and return once pods can be scheduled and run."""
-        started = time.monotonic()
         if self.binaries is None:
-            self.binaries = ensure_binaries()
+            self.binaries = ensure_binaries()  # a first build takes many minutes: not part of `timeout`
+        started = time.monotonic()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.pki = create_pki(self.workdir / "pki")
         for attempt in range(1, 4):
@@ -362,8 +362,8 @@ class LocalCluster:
         assert self.binaries is not None
         if not self.real_node_enabled:
             raise ClusterError("this cluster was started without real-node support (real_node=False)")
+        node_binaries = ensure_binaries(NODE)  # a first build is not part of `timeout`
         deadline = time.monotonic() + timeout
-        node_binaries = ensure_binaries(NODE)
         self.node = RealNode(
             self.workdir / "node",
             self.egress_socket,
