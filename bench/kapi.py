@@ -110,6 +110,9 @@ class Kapi:
                 # stays deleted, so asking again finishes the rest
                 if exc.status != 504 or attempt == DELETE_COLLECTION_ATTEMPTS:
                     raise
+            except aiohttp.ServerDisconnectedError:
+                if attempt == DELETE_COLLECTION_ATTEMPTS:  # (a loaded server may close it instead of a 504)
+                    raise
 
     async def watch(self, collection: str, resource_version: str) -> AsyncIterator[bytes]:
         """Raw event lines of one watch from `resource_version` (with bookmarks) until the server ends it."""
