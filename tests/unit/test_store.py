@@ -155,3 +155,14 @@ def test_a_stored_pod_keeps_the_workers_reports_and_not_its_labels_and_shares_it
     assert "labels" not in a["metadata"]
     assert a["spec"] is b["spec"] and a["spec"]["containers"] == [{"name": "worker"}]
     assert a["metadata"]["ownerReferences"][0]["uid"] == "a"
+
+
+def test_the_shared_values_are_bounded_and_keep_the_ones_many_objects_hold():
+    from datajobs.controller import store as store_module
+
+    share = store_module._Shared()
+    common = share({"template": {"image": "w:1"}})
+    for i in range(3 * store_module.MAX_SHARED_VALUES):
+        share({"startTime": f"2026-12-02T00:00:{i:05d}Z"})  # one-offs, as a pod's status is
+        assert share({"template": {"image": "w:1"}}) is common  # used all along: never evicted
+    assert len(share._by_text) == store_module.MAX_SHARED_VALUES

@@ -14,7 +14,6 @@ import kopf
 from kopf._core.engines.peering import Identity
 from prometheus_client import start_http_server
 
-from datajobs import malloc
 from datajobs.controller.config import OperatorConfig, parse_resources
 from datajobs.core.workerpod import parse_node_selector, parse_toleration
 
@@ -174,7 +173,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    malloc.settle()  # before the connections and threads come: see datajobs.malloc
     try:
         resources = parse_resources(args.worker_resources) if args.worker_resources else None
     except ValueError as exc:

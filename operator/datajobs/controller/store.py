@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import OrderedDict
 from typing import Any
 
 from datajobs.core.observe import controller_uid, is_worker_of
@@ -50,23 +51,27 @@ POD_METADATA = (
 )
 POD_ANNOTATIONS = (ANNOTATION_PROGRESS, ANNOTATION_RESULT)  # the worker's reports: all PodFacts reads
 OWNER_FIELDS = ("apiVersion", "kind", "name", "uid", "controller")
-MAX_SHARED_VALUES = 4096
+MAX_SHARED_VALUES = 512
 
 
 class _Shared:
     """One copy of each distinct value of a part that many objects hold alike (jobs made from one
-    template, pods on one node): stored objects are never mutated, so equal parts can be one object."""
+    template, pods on one node): stored objects are never mutated, so equal parts can be one object.
+    Least recently used first out: the values many objects share stay, the one-offs (a pod's status with
+    its own timestamps) leave, so what this holds beyond the store is bounded by MAX_SHARED_VALUES texts."""
 
     def __init__(self) -> None:
-        self._by_text: dict[str, Any] = {}
+        self._by_text: OrderedDict[str, Any] = OrderedDict()
 
     def __call__(self, value: Any) -> Any:
         text = json.dumps(value, sort_keys=True, separators=(",", ":"))
         shared = self._by_text.get(text)
         if shared is None:
-            if len(self._by_text) >= MAX_SHARED_VALUES:
-                self._by_text.clear()  # what is stored keeps its copy; only new ones stop being shared
             shared = self._by_text[text] = _compact(value)
+            if len(self._by_text) > MAX_SHARED_VALUES:
+                self._by_text.popitem(last=False)
+        else:
+            self._by_text.move_to_end(text)
         return shared
 
 
