@@ -14,7 +14,7 @@ from helpers import wait_for
 
 LEASE, RENEW, RETRY = 8, 5, 1  # seconds (the chart's defaults are 15, 10, 2)
 MAX_RUNNING = 3
-ROUNDS = 10
+ROUNDS = 6
 
 
 def replica(run_operator: Any, identity: str) -> OperatorProcess:

@@ -30,29 +30,16 @@ def assert_failed_and_removed(jobs: Jobs, name: str, why: str) -> None:
     wait_for(lambda: jobs.pod(name) is None, timeout=60, message=f"{name}'s pod deleted by the kubelet")
 
 
-def test_a_misspelt_connection_secret_shows_the_kubelets_reason_then_fails_at_the_deadline(
-    node_operator: Any, jobs: Jobs
+def test_a_misspelt_secret_and_an_unpullable_image_show_the_kubelets_reasons_then_fail_at_the_deadline(
+    node_operator: Any, jobs: Jobs, real_node: Any
 ) -> None:
-    spec = {
+    """Both stuck at once (each waits out the same deadline): the reason, then FAILED and the pod gone."""
+    misspelt = {
         "destinationId": "dest-1",
         "modelIds": ["orders"],
         "connectionSecretName": "warehuose",  # the Secret is called warehouse
         "startDeadlineSeconds": DEADLINE,
     }
-    jobs.create(KIND, "misspelt", spec)
-    worker = wait_for(
-        lambda: reason_seen(jobs, "misspelt", ("CreateContainerConfigError",)),
-        timeout=DEADLINE,
-        message="WorkerPod condition CreateContainerConfigError from the kubelet",
-    )
-    assert 'secret "warehuose" not found' in worker["message"], worker
-    assert jobs.status(KIND, "misspelt")["status"] == "RUNNING"
-    assert_failed_and_removed(jobs, "misspelt", 'secret "warehuose" not found')
-
-
-def test_an_image_that_cannot_be_pulled_shows_the_kubelets_reason_then_fails_at_the_deadline(
-    node_operator: Any, jobs: Jobs, real_node: Any
-) -> None:
     image = "registry.invalid/datajobs/no-such-worker:1"
     template = {
         "spec": {
@@ -60,12 +47,26 @@ def test_an_image_that_cannot_be_pulled_shows_the_kubelets_reason_then_fails_at_
             **real_node.placement,
         }
     }
-    spec = {"destinationId": "dest-1", "modelIds": ["orders"], "template": template}
-    jobs.create(KIND, "unpullable", {**spec, "startDeadlineSeconds": DEADLINE})
+    unpullable = {
+        "destinationId": "dest-1",
+        "modelIds": ["orders"],
+        "template": template,
+        "startDeadlineSeconds": DEADLINE,
+    }
+    jobs.create(KIND, "misspelt", misspelt)
+    jobs.create(KIND, "unpullable", unpullable)
+    worker = wait_for(
+        lambda: reason_seen(jobs, "misspelt", ("CreateContainerConfigError",)),
+        timeout=DEADLINE,
+        message="WorkerPod condition CreateContainerConfigError from the kubelet",
+    )
+    assert 'secret "warehuose" not found' in worker["message"], worker
+    assert jobs.status(KIND, "misspelt")["status"] == "RUNNING"
     worker = wait_for(
         lambda: reason_seen(jobs, "unpullable", ("ErrImagePull", "ImagePullBackOff")),
         timeout=DEADLINE,
         message="WorkerPod condition ErrImagePull/ImagePullBackOff from the kubelet",
     )
     assert image in worker["message"], worker
+    assert_failed_and_removed(jobs, "misspelt", 'secret "warehuose" not found')
     assert_failed_and_removed(jobs, "unpullable", image)

@@ -143,7 +143,9 @@ def test_a_masking_execution_reports_rising_rows_masked_and_succeeds_with_the_ri
             assert status["status"] == "RUNNING" and status["rowsTotal"] == CUSTOMERS + ORDERS
             observed.append(status["rowsMasked"])
             if gate == GATES[0]:
-                # `kubectl logs` of the running worker: what it disabled, before masking
+                # `kubectl logs` of the running worker: what it disabled, before masking (once the kubelet
+                # has reported the start: until then the API server refuses the log)
+                jobs.wait_pod_running("mask", timeout=60)
                 logs = kubectl("-n", namespace, "logs", "mask-worker").stdout
                 assert "disabled 2 object(s)" in logs, logs
             gates.open(gate)

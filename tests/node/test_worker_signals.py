@@ -70,6 +70,8 @@ def start_masking(core: client.CoreV1Api, jobs, pod_postgres, namespace: str, na
     )
     wait_for(lambda: waiting_at_a_gate(target), timeout=120, message="the worker waiting at the gate")
     assert trigger_states(target)["customers_readonly"] == "D"  # disabled while masking
+    # the kubelet reports the start a moment after the fact: until then `kubectl logs` is refused
+    jobs.wait_pod_running(name, timeout=60)
     return target, gates
 
 

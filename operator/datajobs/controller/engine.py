@@ -350,6 +350,9 @@ class Engine:
         decision = decide(facts)
         if any(isinstance(a, CreatePod) and a.first for a in decision.actions):
             decision = await self._create_first(kind, body, facts, decision)
+        kept_first = [a for a in decision.actions if isinstance(a, KeepLogs) and a.why == "failure"]
+        for action in kept_first:  # a user who reads FAILED finds the kept log already there
+            await self._keep_logs(body, action)
         written = await self._write(kind, body, decision)
         if written is None or not self.may_act():
             return
@@ -387,7 +390,7 @@ class Engine:
                 self.work.add_after(uid, action.after_seconds)
             elif isinstance(action, DeleteJob):
                 await self._delete_job(kind, body)
-            elif isinstance(action, KeepLogs):
+            elif isinstance(action, KeepLogs) and action not in kept_first:
                 await self._keep_logs(body, action)
 
     async def _keep_logs(self, body: dict[str, Any], action: KeepLogs) -> None:
