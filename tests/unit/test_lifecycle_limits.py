@@ -298,7 +298,7 @@ def test_a_failed_worker_keeps_its_log_once_and_a_succeeded_or_unstarted_one_non
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_worker_that_failed_before_its_running_status_was_written_still_has_its_log_kept(kind):
-    queued = decide(replace(facts(kind), may_dispatch=False)).status  # the RUNNING write is lost (409, a crash)
+    queued = decide(replace(facts(kind), may_dispatch=False)).status  # its RUNNING write lost (409, a crash)
     assert queued["status"] == "QUEUED"
     failed_pod = replace(POD, phase="Failed", exit_code=3, termination_reason="Error")
     adopted = decide(facts(kind, status=queued, pod=failed_pod, now=at(2)))
