@@ -5,6 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DATAJOBS := $(VENV)/bin/datajobs
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+RESULT_SCHEMA := operator/datajobs/core/result_schema.py
 PYTEST_ARGS ?=
 
 .PHONY: help venv control-plane prometheus postgres node image dev test test-unit test-integration lint crds verify bench bench-smoke bench-workers soak clean
@@ -56,13 +57,13 @@ lint: $(STAMP)  ## ruff, mypy, import-linter, hadolint (Dockerfile), helm lint (
 	  && "$$helm" lint --strict charts/datajobs-operator
 
 crds: $(STAMP)  ## regenerate crds/ and the chart's CRDs from the pydantic models
-	$(DATAJOBS) crds --write crds --write charts/datajobs-operator/crds
+	$(DATAJOBS) crds --write crds --write charts/datajobs-operator/crds --result-schema $(RESULT_SCHEMA)
 
 verify: crds  ## regenerate everything generated and fail on any diff
-	@git diff --exit-code -- crds charts/datajobs-operator/crds || \
+	@git diff --exit-code -- crds charts/datajobs-operator/crds $(RESULT_SCHEMA) || \
 	  (echo "generated files differ from the models: run 'make crds' and commit" >&2; exit 1)
-	@test -z "$$(git status --porcelain -- crds charts/datajobs-operator/crds)" || \
-	  (git status --porcelain -- crds charts/datajobs-operator/crds; echo "untracked generated files" >&2; exit 1)
+	@test -z "$$(git status --porcelain -- crds charts/datajobs-operator/crds $(RESULT_SCHEMA))" || \
+	  (git status --porcelain -- crds charts/datajobs-operator/crds $(RESULT_SCHEMA); echo "untracked generated files" >&2; exit 1)
 
 bench: $(STAMP) control-plane  ## benchmark vs the Job controller (N=1,000 and 5,000; 10,000 for memory); BENCH_ARGS=...
 	$(PY) -m bench.run --full $(BENCH_ARGS)

@@ -351,8 +351,8 @@ class Engine:
         if any(isinstance(a, CreatePod) and a.first for a in decision.actions):
             decision = await self._create_first(kind, body, facts, decision)
         kept_first = [a for a in decision.actions if isinstance(a, KeepLogs) and a.why == "failure"]
-        for action in kept_first:  # a user who reads FAILED finds the kept log already there
-            await self._keep_logs(body, action)
+        for keep in kept_first:  # a user who reads FAILED finds the kept log already there
+            await self._keep_logs(body, keep)
         written = await self._write(kind, body, decision)
         if written is None or not self.may_act():
             return

@@ -6,10 +6,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
-from datajobs.models import DataIntegrityResultResource, JobStatus
+from datajobs.core.result_schema import SCHEMA as RESULT_SCHEMA
+from datajobs.core.resultcheck import ShapeError, conform
 from datajobs.models.kinds import INTEGRITY_JOB, MASKING_EXECUTION, KindInfo
+from datajobs.models.status import JobStatus
 
 GO_ZERO_TIME = "0001-01-01T00:00:00Z"  # what Prequel's Go service returns for a time not reached yet
 INT64_MAX = 2**63 - 1  # a status integer beyond it is refused by the API server (422) on every write
@@ -91,11 +91,9 @@ class StatusShape:
             if not isinstance(results, list) or not isinstance(log_message, str):
                 raise MalformedReport("data_integrity_results must be a list and log_message a string")
             try:
-                parsed = [DataIntegrityResultResource.model_validate(r) for r in results]
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first["loc"])
-                raise MalformedReport(f"data_integrity_results: {where}: {first['msg']}") from exc
+                parsed = [conform(r, RESULT_SCHEMA, RESULT_SCHEMA, str(i)) for i, r in enumerate(results)]
+            except ShapeError as exc:
+                raise MalformedReport(f"data_integrity_results: {exc}") from exc
             for index, result in enumerate(parsed):
                 _check_result(index, result)
             missing = _missing_results(report, parsed, status.get("model_ids") or [])
@@ -103,7 +101,7 @@ class StatusShape:
                 log_message = f"{log_message} -- INCOMPLETE: {missing}" if log_message else missing
                 if claimed in (None, JobStatus.SUCCEEDED.value):
                     claimed = JobStatus.WARNING.value  # never SUCCEEDED as if complete
-            status["data_integrity_results"] = [r.model_dump(exclude_none=True) for r in parsed]
+            status["data_integrity_results"] = parsed
             status["log_message"] = log_message
         else:
             for key in self.progress_keys:
@@ -129,25 +127,23 @@ def _count_error(key: str, value: int) -> str:
     return "" if low <= value <= INT64_MAX else f"{key} {value} is out of range [{low}, {INT64_MAX}]"
 
 
-def _check_result(index: int, result: DataIntegrityResultResource) -> None:
-    for name, value in result.model_dump().items():
+def _check_result(index: int, result: dict[str, Any]) -> None:
+    for name, value in result.items():
         if name.startswith("total_rows_") and not 0 <= value <= INT64_MAX:
             raise MalformedReport(f"data_integrity_results[{index}].{name} {value} is out of range")
-    if not 0 <= result.sampling_rate <= 1:
+    if not 0 <= result["sampling_rate"] <= 1:
         raise MalformedReport(
-            f"data_integrity_results[{index}].sampling_rate {result.sampling_rate} is not in [0, 1]"
+            f"data_integrity_results[{index}].sampling_rate {result['sampling_rate']} is not in [0, 1]"
         )
-    for p_index, part in enumerate(result.mismatched_partitions or []):
-        for name, value in part.model_dump().items():
+    for p_index, part in enumerate(result.get("mismatched_partitions") or []):
+        for name, value in part.items():
             if not -INT64_MAX <= value <= INT64_MAX:
                 raise MalformedReport(
                     f"data_integrity_results[{index}].mismatched_partitions[{p_index}].{name} is out of range"
                 )
 
 
-def _missing_results(
-    report: dict[str, Any], parsed: list[DataIntegrityResultResource], model_ids: list[str]
-) -> str:
+def _missing_results(report: dict[str, Any], parsed: list[dict[str, Any]], model_ids: list[str]) -> str:
     """What the report plainly lacks: results cut to fit the termination message, or models without one."""
     cut = report.get("data_integrity_resultsTruncated")
     if isinstance(cut, int) and not isinstance(cut, bool) and cut > 0:
@@ -156,7 +152,7 @@ def _missing_results(
             "missing "
             "here (the worker could not write its result annotation; see its log)"
         )
-    named = {r.model_name for r in parsed}
+    named = {r["model_name"] for r in parsed}
     absent = [m for m in model_ids if m not in named]
     if absent and len(parsed) < len(model_ids):
         return f"{len(absent)} of {len(model_ids)} models have no result (first: {absent[0]})"

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-
-class JobStatus(StrEnum):
-    """Lifecycle state of a job; the same six values for both kinds (the vendors' enum)."""
-
-    QUEUED = "QUEUED"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    WARNING = "WARNING"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-
-TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.WARNING, JobStatus.FAILED, JobStatus.CANCELLED})
+from datajobs.models.status import TERMINAL_STATUSES as TERMINAL_STATUSES  # (re-exported)
+from datajobs.models.status import JobStatus as JobStatus
 
 
 class CamelModel(BaseModel):
