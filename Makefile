@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 DATAJOBS := $(VENV)/bin/datajobs
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 RESULT_SCHEMA := operator/datajobs/core/result_schema.py
+GENERATED := crds charts/datajobs-operator/crds $(RESULT_SCHEMA)
 PYTEST_ARGS ?=
 
 .PHONY: help venv control-plane prometheus postgres node image dev test test-unit test-integration lint crds verify bench bench-smoke bench-workers soak clean
@@ -60,10 +61,10 @@ crds: $(STAMP)  ## regenerate crds/ and the chart's CRDs from the pydantic model
 	$(DATAJOBS) crds --write crds --write charts/datajobs-operator/crds --result-schema $(RESULT_SCHEMA)
 
 verify: crds  ## regenerate everything generated and fail on any diff
-	@git diff --exit-code -- crds charts/datajobs-operator/crds $(RESULT_SCHEMA) || \
+	@git diff --exit-code -- $(GENERATED) || \
 	  (echo "generated files differ from the models: run 'make crds' and commit" >&2; exit 1)
-	@test -z "$$(git status --porcelain -- crds charts/datajobs-operator/crds $(RESULT_SCHEMA))" || \
-	  (git status --porcelain -- crds charts/datajobs-operator/crds $(RESULT_SCHEMA); echo "untracked generated files" >&2; exit 1)
+	@test -z "$$(git status --porcelain -- $(GENERATED))" || \
+	  (git status --porcelain -- $(GENERATED); echo "untracked generated files" >&2; exit 1)
 
 bench: $(STAMP) control-plane  ## benchmark vs the Job controller (N=1,000 and 5,000; 10,000 for memory); BENCH_ARGS=...
 	$(PY) -m bench.run --full $(BENCH_ARGS)

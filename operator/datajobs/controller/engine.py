@@ -350,9 +350,8 @@ class Engine:
         decision = decide(facts)
         if any(isinstance(a, CreatePod) and a.first for a in decision.actions):
             decision = await self._create_first(kind, body, facts, decision)
-        kept_first = [a for a in decision.actions if isinstance(a, KeepLogs) and a.why == "failure"]
-        for keep in kept_first:  # a user who reads FAILED finds the kept log already there
-            await self._keep_logs(body, keep)
+        for keep in (a for a in decision.actions if isinstance(a, KeepLogs)):
+            await self._keep_logs(body, keep)  # before the status write: who reads FAILED finds the log kept
         written = await self._write(kind, body, decision)
         if written is None or not self.may_act():
             return
@@ -390,8 +389,6 @@ class Engine:
                 self.work.add_after(uid, action.after_seconds)
             elif isinstance(action, DeleteJob):
                 await self._delete_job(kind, body)
-            elif isinstance(action, KeepLogs) and action not in kept_first:
-                await self._keep_logs(body, action)
 
     async def _keep_logs(self, body: dict[str, Any], action: KeepLogs) -> None:
         """Copy the tail of each container's log into the job's `<job>-worker-log` ConfigMap before the

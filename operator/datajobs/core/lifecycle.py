@@ -217,8 +217,8 @@ def decide(facts: JobFacts) -> Decision:
         _dispatch(shape, facts.kind, status, generation, now, actions)
 
     ran = facts.pod is not None and facts.pod.phase != "Pending"  # a pod that never started has no log
-    was_finished = old.get("status") in {s.value for s in TERMINAL_STATUSES}
-    if ran and facts.pod is not None and status["status"] == "FAILED" and not was_finished:
+    failed_now = status["status"] == "FAILED" and old.get("status") not in TERMINAL_STATUSES
+    if ran and facts.pod is not None and failed_now:
         # before anyone removes it; also when a lost status write left the job QUEUED (adopted above)
         actions.append(KeepLogs(facts.pod.name, facts.pod.uid, "failure"))
     if JobStatus(status["status"]) in TERMINAL_STATUSES:

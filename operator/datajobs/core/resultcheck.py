@@ -31,15 +31,17 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def conform(value: Any, schema: Schema, root: Schema, where: str = "") -> Any:
-    """`value` as the model would dump it (schema order, defaults of None left out); raises ShapeError."""
+def conform(value: Any, schema: Schema, where: str = "", root: Schema | None = None) -> Any:
+    """`value` as the model would dump it (schema order, defaults of None left out); raises ShapeError.
+    `root` holds the $defs that $ref names (default: `schema` itself)."""
+    root = schema if root is None else root
     if "$ref" in schema:
-        return conform(value, _resolve(schema["$ref"], root), root, where)
+        return conform(value, _resolve(schema["$ref"], root), where, root)
     if "anyOf" in schema:
         errors: list[ShapeError] = []
         for option in schema["anyOf"]:
             try:
-                return conform(value, option, root, where)
+                return conform(value, option, where, root)
             except ShapeError as exc:
                 errors.append(exc)
         raise max(errors, key=lambda e: len(e.where))  # the option that got furthest
@@ -54,7 +56,7 @@ def conform(value: Any, schema: Schema, root: Schema, where: str = "") -> Any:
         return float(value)
     if kind == "array":
         items = schema.get("items", {})
-        return [conform(v, items, root, f"{where}.{i}" if where else str(i)) for i, v in enumerate(value)]
+        return [conform(v, items, _join(where, str(i)), root) for i, v in enumerate(value)]
     if kind == "object":
         return _conform_object(value, schema, root, where)
     return value
@@ -72,7 +74,7 @@ def _conform_object(value: dict[str, Any], schema: Schema, root: Schema, where: 
     out: dict[str, Any] = {}
     for name, field in properties.items():
         if name in value:
-            checked = conform(value[name], field, root, _join(where, name))
+            checked = conform(value[name], field, _join(where, name), root)
         else:
             checked = field.get("default")
         if checked is not None:

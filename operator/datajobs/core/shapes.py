@@ -91,7 +91,7 @@ class StatusShape:
             if not isinstance(results, list) or not isinstance(log_message, str):
                 raise MalformedReport("data_integrity_results must be a list and log_message a string")
             try:
-                parsed = [conform(r, RESULT_SCHEMA, RESULT_SCHEMA, str(i)) for i, r in enumerate(results)]
+                parsed = [conform(r, RESULT_SCHEMA, str(i)) for i, r in enumerate(results)]
             except ShapeError as exc:
                 raise MalformedReport(f"data_integrity_results: {exc}") from exc
             for index, result in enumerate(parsed):

@@ -47,6 +47,7 @@ _NOT_CHECKED = ("description", "title")
 
 
 def _checked_only(node: Any) -> Any:
+    """The schema without its prose (a dict value is kept: it is a property that happens to be so named)."""
     if isinstance(node, dict):
         return {k: _checked_only(v) for k, v in node.items() if k not in _NOT_CHECKED or isinstance(v, dict)}
     if isinstance(node, list):
