@@ -210,7 +210,8 @@ def test_100_simultaneous_cancels_while_jobs_are_dispatched(
 
     assert len(answers) == 100
     codes = sorted({status for _, status, _, _ in answers})
-    assert set(codes) <= {200, 400}, codes
+    # a race that never raced proves nothing: some cancels held their guard and some were refused
+    assert codes == [200, 400], codes
     for i, status, expected, body in answers:
         if status == 200:
             # the status the guard was checked against (as read for the patch or the in-progress answer)

@@ -1,10 +1,14 @@
-"""The queue under load: 500 jobs created at once with a limit of 20 — never more than 20 run, FIFO."""
+"""The queue under load: 500 jobs created at once with a limit of 20 — never more than 20 run, FIFO; and
+one namespace's jobs never take the slots another namespace is owed."""
+
+# ruff: noqa: F811 (pytest fixtures imported from other modules are redefined as parameters)
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from operatorkit import SPECS, Kubelet
+from chartkit import extra_namespace  # noqa: F401 (fixture)
+from operatorkit import SPECS, Jobs, Kubelet
 
 from helpers import wait_for
 
@@ -60,3 +64,29 @@ def test_500_jobs_at_once_limit_20_all_finish_in_fifo_order(run_operator, jobs):
     assert drift <= LIMIT, f"a job started {drift} places away from its submission order"
     assert "datajobs_reconcile_errors_total{" not in operator.metrics()
     print(f"peak concurrency {peak}, max FIFO drift {drift}, submit-vs-commit drift {misplaced}")  # noqa: T201
+
+
+def test_one_namespace_cannot_take_the_slots_another_is_owed(run_operator, jobs, kube_api, extra_namespace):
+    """4 slots, a share of 2 per namespace: 6 jobs of one namespace run 2 at a time even while 2 slots are
+    free, and the 2 jobs a second namespace creates later take those 2 slots, ahead of the first's queue
+    (without the share FIFO would give them to the first namespace's 3rd and 4th job)."""
+    run_operator(max_running=4, extra_args=("--namespace", extra_namespace, "--max-running-per-namespace=2"))
+    greedy = [f"greedy-{i}" for i in range(6)]
+    for name in greedy:
+        jobs.create("IntegrityJob", name, SPECS["IntegrityJob"]())
+
+    def statuses(who: Jobs, names: list[str]) -> list[str | None]:
+        return [who.status("IntegrityJob", n).get("status") for n in names]
+
+    wait_for(
+        lambda: sorted(map(str, statuses(jobs, greedy))) == ["QUEUED"] * 4 + ["RUNNING"] * 2,
+        timeout=60,
+        message="the first namespace's jobs are not held at its share (2 RUNNING, 4 QUEUED)",
+    )
+    other = Jobs(kube_api, extra_namespace)
+    polite = ["polite-0", "polite-1"]
+    for name in polite:
+        other.create("IntegrityJob", name, SPECS["IntegrityJob"]())
+    for name in polite:
+        other.wait_status("IntegrityJob", name, "RUNNING", timeout=60)
+    assert statuses(jobs, greedy) == ["RUNNING"] * 2 + ["QUEUED"] * 4  # FIFO within the namespace

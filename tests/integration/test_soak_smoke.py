@@ -1,6 +1,6 @@
-"""The soak (`python -m bench.soak`) in short: jobs created, finished and cancelled without pause for a
-minute end with no stuck job and no leaked pod; the operator's and adapter's RSS are reported, not judged
-(a minute says nothing about a leak: the 30-minute run in bench/RESULTS.md does)."""
+"""The soak (`python -m bench.soak`) in short: jobs created, finished and cancelled without pause for
+30 s end with no stuck job and no leaked pod; the operator's and adapter's RSS are reported, not judged
+(30 s say nothing about a leak: the 30-minute run in bench/RESULTS.md does)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def test_a_short_soak_leaves_no_stuck_job_and_no_leaked_pod(tmp_path: Path) -> N
         pytest.fail(f"control plane binaries unavailable: {exc}", pytrace=False)
     out = tmp_path / "soak.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.soak", "--duration", "60", "--rate", "1", "--json", str(out)],
+        [sys.executable, "-m", "bench.soak", "--duration", "30", "--rate", "2", "--json", str(out)],
         cwd=REPO,
         capture_output=True,
         text=True,

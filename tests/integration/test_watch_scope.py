@@ -49,7 +49,7 @@ def query(event: dict[str, Any]) -> dict[str, list[str]]:
 def test_the_operators_pod_watch_asks_the_server_for_worker_pods_of_its_namespace_only(
     cluster: Any, run_operator: Any, jobs: Jobs, namespace: str
 ) -> None:
-    since = datetime.now(UTC).replace(microsecond=0)
+    since = datetime.now(UTC)  # to the microsecond: the last test's operator ran in this second maybe
     run_operator()
     jobs.create("IntegrityJob", "scoped", integrity_spec())
     jobs.wait_pod_running("scoped")
@@ -78,7 +78,7 @@ def test_the_adapters_watches_are_of_its_namespace_only(
     start_adapter: Any,  # noqa: F811 (fixture)
     namespace: str,
 ) -> None:
-    since = datetime.now(UTC).replace(microsecond=0)
+    since = datetime.now(UTC)  # to the microsecond: the last test's operator ran in this second maybe
     start_adapter()
 
     def job_watches() -> list[dict[str, Any]]:
