@@ -213,7 +213,7 @@ def dashboard() -> dict[str, Any]:
                 {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus"},
                 {
                     "name": "namespace",
-                    "label": "Namespace",
+                    "label": "Operator namespace",
                     "type": "query",
                     "datasource": DS,
                     "query": {"query": "label_values(datajobs_jobs, namespace)", "refId": "namespaces"},

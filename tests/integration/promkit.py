@@ -37,16 +37,23 @@ def chart_rules(helm: Helm, values: dict[str, Any] | None = None) -> dict[str, A
 
 
 class PrometheusProcess:
-    """`prometheus` scraping `targets` (host:port on 127.0.0.1) and evaluating `rules`, both every second."""
+    """`prometheus` scraping `targets` (host:port on 127.0.0.1) and evaluating `rules`, both every second;
+    every target's series carry `labels` (e.g. the namespace a ServiceMonitor's target would have)."""
 
-    def __init__(self, workdir: Path, targets: dict[str, str], rules: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        targets: dict[str, str],
+        rules: dict[str, Any] | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config: dict[str, Any] = {
             "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
             "scrape_configs": [
-                {"job_name": job, "static_configs": [{"targets": [address]}]}
+                {"job_name": job, "static_configs": [{"targets": [address], "labels": labels or {}}]}
                 for job, address in targets.items()
             ],
         }

@@ -89,9 +89,17 @@ def dashboard_queries() -> list[tuple[str, str]]:
     return [(p["title"], t["expr"]) for p in board["panels"] for t in p["targets"]]
 
 
-def as_prometheus_sees_it(expr: str) -> str:
-    """Grafana's variables as Grafana would expand them (all namespaces, a rate window of 4 scrapes)."""
-    return expr.replace("$__rate_interval", "4s").replace("$namespace", ".*")
+def as_prometheus_sees_it(expr: str, namespace: str) -> str:
+    """Grafana's variables as Grafana would expand them (one namespace chosen, a rate window of 4 scrapes)."""
+    return expr.replace("$__rate_interval", "4s").replace("$namespace", namespace)
+
+
+def namespace_choices(prom: PrometheusProcess) -> list[str]:
+    """What the dashboard's namespace variable offers: its own `label_values(metric, label)` query."""
+    board = json.loads(DASHBOARD.read_text())
+    (variable,) = [v for v in board["templating"]["list"] if v["name"] == "namespace"]
+    metric, label = re.fullmatch(r"label_values\((\w+), (\w+)\)", variable["query"]["query"]).groups()
+    return list(prom.api(f"label/{label}/values", **{"match[]": metric}))
 
 
 def test_prometheus_scrapes_the_operator_fires_the_stuck_cancel_alert_and_evaluates_the_dashboard(
@@ -112,6 +120,7 @@ def test_prometheus_scrapes_the_operator_fires_the_stuck_cancel_alert_and_evalua
             tmp_path / "prometheus",
             {"operator": f"127.0.0.1:{operator.metrics_port}", "adapter": adapter_address},
             rules,
+            labels={"namespace": "datajobs-system"},  # the release's, as a ServiceMonitor's targets have
         )
         try:
             wait_for(prom.targets_up, timeout=30, message="both targets scraped")
@@ -178,17 +187,20 @@ def _dashboard_queries_are_valid_over_live_names(
         live = exported_names(operator_metrics) | exported_names(r.read().decode())
     queries = dashboard_queries()
     assert len(queries) >= 12
+    # the namespace variable offers the operator's release namespace, and choosing it draws the panels
+    (ns,) = wait_for(lambda: namespace_choices(prom), timeout=30, message="the namespace variable")
+    assert ns == "datajobs-system"
     for title, expr in queries:
         names = set(re.findall(r"\b(datajobs_[a-z_]+)\b", expr))
         assert names, f"{title}: no datajobs metric in {expr}"
         assert names <= live, f"{title}: {sorted(names - live)} not exported by the operator or the adapter"
-        prom.query(as_prometheus_sees_it(expr))  # valid PromQL that evaluates (api() asserts success)
+        prom.query(as_prometheus_sees_it(expr, ns))  # valid PromQL that evaluates (api() asserts success)
     # Every other panel draws something, the way Grafana would ask for it.
     missing: list[str] = []
 
     def all_drawn() -> bool:
         missing[:] = [
-            t for t, e in queries if t not in NO_DATA_HERE and not prom.query(as_prometheus_sees_it(e))
+            t for t, e in queries if t not in NO_DATA_HERE and not prom.query(as_prometheus_sees_it(e, ns))
         ]
         return not missing
 
@@ -196,4 +208,7 @@ def _dashboard_queries_are_valid_over_live_names(
         wait_for(all_drawn, timeout=30, interval=1, message="every panel has data")
     except AssertionError as exc:
         raise AssertionError(f"dashboard panels without data: {sorted(set(missing))}") from exc
-    assert not prom.query(as_prometheus_sees_it(dict(queries)["Adapter 5xx ratio"]))  # there was no 5xx
+    assert not prom.query(as_prometheus_sees_it(dict(queries)["Adapter 5xx ratio"], ns))  # no 5xx
+    # and the variable really filters: another namespace draws nothing
+    drawn_elsewhere = [t for t, e in queries if prom.query(as_prometheus_sees_it(e, "another-namespace"))]
+    assert drawn_elsewhere == []
