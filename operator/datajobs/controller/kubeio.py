@@ -97,15 +97,22 @@ class KubeIO:
     async def pod_log(
         self, namespace: str, name: str, container: str, tail_lines: int, limit_bytes: int
     ) -> str:
-        """The last `tail_lines` lines of a container's log (at most `limit_bytes` read)."""
-        answer = await self.api.request(
-            "GET",
-            f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(name)}/log",
-            params={"container": container, "tailLines": str(tail_lines), "limitBytes": str(limit_bytes)},
-            raw=True,
-            max_retries=0,  # best effort: a cancel never waits on an unreachable kubelet
-        )
-        return str(answer.get("text", ""))
+        """The last lines of a container's log: up to `tail_lines`, and no more than `limit_bytes` read.
+
+        limitBytes keeps the *start* of the tailed window, so a window that was cut is asked for again with
+        a quarter of the lines, until it fits: what comes back always ends with the log's real last line."""
+        while True:
+            answer = await self.api.request(
+                "GET",
+                f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(name)}/log",
+                params={"container": container, "tailLines": str(tail_lines), "limitBytes": str(limit_bytes)},
+                raw=True,
+                max_retries=0,  # best effort: a cancel never waits on an unreachable kubelet
+            )
+            text = str(answer.get("text", ""))
+            if tail_lines <= 1 or len(text.encode()) < limit_bytes:
+                return text
+            tail_lines = max(1, tail_lines // 4)
 
     async def stop_pod(self, namespace: str, name: str, uid: str, mode: str, grace_seconds: int) -> None:
         """Tell the worker how it is being stopped (annotation), then delete it with that grace; both only

@@ -389,12 +389,14 @@ def _running(
     except MalformedReport as exc:
         if pod.phase == "Failed" and not pod.result:
             # killed or crashed before any report: FallbackToLogsOnError left its last log lines here
+            # (in the condition and the Event; the status's own message field stays the outcome alone)
             last = pod.termination_message.strip()[-LAST_OUTPUT_CHARS:]
-            message = f"{_outcome_message(status, shape, JobStatus.FAILED, pod)}; its last output: {last}"
+            message = _outcome_message(status, shape, JobStatus.FAILED, pod)
+            detail = f"; its last output: {last}"
         else:
             where = "result annotation" if pod.result else "termination message"
-            message = f"malformed {where}: {exc}"
-        _finish(shape, status, JobStatus.FAILED, message, generation, now, actions)
+            message, detail = f"malformed {where}: {exc}", ""
+        _finish(shape, status, JobStatus.FAILED, message, generation, now, actions, detail=detail)
         return
     if pod.phase == "Succeeded":
         outcome = JobStatus(claimed) if claimed in ("SUCCEEDED", "WARNING") else JobStatus.SUCCEEDED
@@ -518,15 +520,17 @@ def _finish(
     now: str,
     actions: list[Action],
     reason: str | None = None,
+    detail: str = "",
 ) -> None:
+    """End the job; `detail` (e.g. a crashed worker's last output) goes to the condition and the Event only."""
     status["status"] = outcome.value
     status[shape.ended] = now
     field_name = shape.message_field()
     if field_name and (outcome in (JobStatus.FAILED, JobStatus.CANCELLED) or not status.get(field_name)):
         status[field_name] = message
     reason = reason or outcome.value.capitalize()
-    set_condition(status, FINISHED, True, reason, message, generation, now)
-    actions.append(Emit(reason, message, warning=outcome is JobStatus.FAILED))
+    set_condition(status, FINISHED, True, reason, message + detail, generation, now)
+    actions.append(Emit(reason, message + detail, warning=outcome is JobStatus.FAILED))
 
 
 def _delete(pod: PodFacts, graceful: bool) -> DeletePod:
