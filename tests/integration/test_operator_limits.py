@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from kubernetes import client
@@ -69,6 +69,9 @@ def test_a_job_past_its_deadline_is_stopped_gracefully_and_fails_once_its_pod_is
     assert "deadline of 5 s" in condition(final, "Finished")["message"]
     ran = (parse(final[ENDED[kind]]) - parse(final[STARTED[kind]])).total_seconds()
     assert ran >= 5, f"ended {ran:.1f} s after it started: before its deadline"
+    # within the deadline plus the grace it was stopped with (5 s), and a few seconds to see the pod go
+    # (times in status are whole seconds)
+    assert ran <= 5 + 5 + 4, f"ended {ran:.1f} s after it started: long after its deadline and grace"
     assert_vendor_valid(kind, final)
     wait_for(
         lambda: jobs.event_reasons("slow").count("DeadlineExceeded") == 2,  # the stop, then the end
@@ -80,11 +83,17 @@ def test_a_job_past_its_deadline_is_stopped_gracefully_and_fails_once_its_pod_is
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_job_that_finishes_in_time_is_untouched_by_its_deadline(kind, run_operator, jobs):
     run_operator()
-    jobs.create(kind, "quick", SPECS[kind](activeDeadlineSeconds=30))
+    jobs.create(kind, "quick", SPECS[kind](activeDeadlineSeconds=4))
     jobs.wait_pod_running("quick")
     jobs.finish_pod("quick", 0)
-    final = jobs.wait_status(kind, "quick", "SUCCEEDED", "WARNING")
+    finished = jobs.wait_status(kind, "quick", "SUCCEEDED", "WARNING")
+    # the deadline's moment passes with the job finished: nothing may act on it then
+    past = parse(finished[STARTED[kind]]) + timedelta(seconds=4 + 3)
+    wait_for(lambda: datetime.now(UTC) > past, timeout=15, message="the deadline's moment passed")
+    final = jobs.status(kind, "quick")
+    assert final["status"] == finished["status"] and final[ENDED[kind]] == finished[ENDED[kind]]
     assert condition(final, "DeadlineExceeded") is None
+    assert "DeadlineExceeded" not in jobs.event_reasons("quick")
     pod = jobs.pod("quick")
     assert pod is not None and pod.metadata.deletion_timestamp is None
 
@@ -270,8 +279,12 @@ def test_a_cancel_during_attempt_2_ends_cancelled_with_no_attempt_3(kind, run_op
     )
     jobs.cancel(kind, "flaky2", graceful=False)
     final = jobs.wait_status(kind, "flaky2", "CANCELLED", timeout=30)
+    # attempt 3 would have come 4 s after attempt 2 ended: let that moment pass before looking
+    past = parse(final[ENDED[kind]]) + timedelta(seconds=4 + 3)
+    wait_for(lambda: datetime.now(UTC) > past, timeout=15, message="attempt 3's moment passed")
     recorder.stop()
-    assert final["attempts"] == 2
+    final = jobs.status(kind, "flaky2")
+    assert final["status"] == "CANCELLED" and final["attempts"] == 2
     assert jobs.pod("flaky2") is None
     assert recorder.terminating["flaky2"].metadata.uid != second.metadata.uid  # attempt 1's pod went first
     assert jobs.event_reasons("flaky2").count("Dispatched") == 1  # attempt 2's; no attempt 3
