@@ -12,8 +12,11 @@ import yaml
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel
 
+from datajobs.adapter.vendor import vendor_view
 from datajobs.crdgen import render_crds
 from datajobs.models import (
+    INTEGRITY_JOB,
+    MASKING_EXECUTION,
     DataIntegrityJobResource,
     DataIntegrityResultResource,
     Execution,
@@ -263,3 +266,44 @@ def test_delphix_fixture_is_the_published_field_list() -> None:
         "WARNING",
     ]
     assert execution["properties"]["connectorType"]["enum"] == ["DATABASE", "FILE", "VSAM"]
+
+
+@pytest.mark.parametrize("kind", [INTEGRITY_JOB, MASKING_EXECUTION], ids=lambda k: k.kind)
+def test_the_adapters_view_drops_every_kubernetes_field_issue_14_added(kind: Any) -> None:
+    """A retried, deadline-failed job's status (attempts, DeadlineExceeded and Retrying conditions, a cancel
+    verdict) is served as the vendor resource alone, and still validates against the vendor's schema."""
+    status: dict[str, Any] = {
+        "IntegrityJob": {
+            "id": "u1",
+            "org_schema": "org",
+            "submitted_at": "2026-01-01T00:00:00Z",
+            "started_at": "2026-01-01T00:00:01Z",
+            "ended_at": "2026-01-01T00:00:09Z",
+            "destination_id": "dest-1",
+            "status": "FAILED",
+            "model_ids": ["m1"],
+            "model_sample_primary_ids": {},
+            "data_integrity_results": [],
+            "log_message": "the deadline of 5 s passed",
+        },
+        "MaskingExecution": {
+            "executionId": 3,
+            "jobId": 7,
+            "status": "FAILED",
+            "rowsMasked": 0,
+            "submitTime": "2026-01-01T00:00:00Z",
+        },
+    }[kind.kind]
+    vendor_fields = set(status)
+    condition = {"status": "True", "lastTransitionTime": "2026-01-01T00:00:09Z", "message": "m"}
+    status |= {
+        "attempts": 3,
+        "observedGeneration": 2,
+        "cancelRequestEvaluated": {"requestedAt": "2026-01-01T00:00:05Z", "accepted": False},
+        "conditions": [
+            {"type": t, "reason": t, **condition} for t in ("DeadlineExceeded", "Retrying", "CancelStuck")
+        ],
+    }
+    view = vendor_view(kind, {"metadata": {"name": "j", "namespace": "n"}, "status": status})
+    assert set(view) <= vendor_fields and not set(view) & K8S_FIELDS
+    assert view["status"] == "FAILED"
