@@ -32,7 +32,8 @@ def free_port() -> int:
 
 @dataclass
 class OperatorProcess:
-    """`datajobs run` scoped to one namespace (which also holds its executionId counter)."""
+    """`datajobs run` scoped to one namespace (which also holds its executionId counter), or with
+    `cluster_wide` watching every namespace (the counter still in that one)."""
 
     kubeconfig: str
     namespace: str
@@ -40,6 +41,7 @@ class OperatorProcess:
     max_running: int = 10
     env: dict[str, str] = field(default_factory=dict)
     extra_args: tuple[str, ...] = ()
+    cluster_wide: bool = False
     popen: subprocess.Popen[bytes] | None = None
     liveness_port: int = 0
     metrics_port: int = 0
@@ -53,8 +55,7 @@ class OperatorProcess:
             "run",
             "--kubeconfig",
             self.kubeconfig,
-            "--namespace",
-            self.namespace,
+            *(() if self.cluster_wide else ("--namespace", self.namespace)),
             "--state-namespace",
             self.namespace,
             "--max-running",

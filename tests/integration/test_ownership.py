@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from auditkit import audit_events, pod_requests
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from operatorkit import GROUP, VERSION, Jobs, condition, integrity_spec
@@ -91,10 +92,12 @@ def assert_untouched(core: client.CoreV1Api, namespace: str, name: str, uid: str
     )
 
 
+@pytest.mark.parametrize("scope", ["namespace", "cluster-wide"])
 def test_forged_pods_in_another_namespace_or_under_another_name_are_never_workers_nor_deleted(
-    run_operator: Any, jobs: Jobs, namespace: str, other_namespace: str
+    scope: str, cluster: Any, run_operator: Any, jobs: Jobs, namespace: str, other_namespace: str
 ) -> None:
-    run_operator()
+    # cluster-wide the operator sees the pod in the other namespace too: only its identity check is left
+    run_operator(cluster_wide=scope == "cluster-wide")
     core = jobs.core
     job = jobs.create(KIND, "victim", integrity_spec())
     jobs.wait_status(KIND, "victim", "RUNNING")
@@ -125,6 +128,11 @@ def test_forged_pods_in_another_namespace_or_under_another_name_are_never_worker
     assert gone.value.status == 404
     assert_untouched(core, other_namespace, "victim-worker", elsewhere.metadata.uid)
     assert_untouched(core, namespace, "victim-forged-worker", beside.metadata.uid)
+    # and from the server's side: no delete or patch of either forged pod, by anyone
+    events = audit_events(cluster)
+    for ns, name in ((other_namespace, "victim-worker"), (namespace, "victim-forged-worker")):
+        assert pod_requests(events, {"delete", "patch"}, ns, name) == [], f"{ns}/{name} was written to"
+    assert pod_requests(events, {"delete"}, namespace, "victim-worker")  # the real worker's stop was seen
 
 
 def test_a_pod_squatting_the_workers_name_is_reported_never_adopted_nor_deleted(

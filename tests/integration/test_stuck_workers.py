@@ -9,11 +9,11 @@ API server's 403 (a ResourceQuota) are the real components' own."""
 from __future__ import annotations
 
 import itertools
-import json
 from datetime import datetime
 from typing import Any
 
 import pytest
+from auditkit import audit_events, pod_requests, received
 from kubernetes import client
 from operatorkit import Jobs, condition, integrity_spec, worker_template
 
@@ -110,21 +110,7 @@ def test_a_stuck_worker_is_visible_then_failed_at_its_deadline_and_its_slot_free
 
 
 def pod_creates(cluster: Any, namespace: str, name: str) -> list[dict[str, Any]]:
-    if cluster.local is None:
-        pytest.fail("this test reads the API server's audit log: it needs the harness's own control plane")
-    events = []
-    for line in cluster.local.audit_log.read_text().splitlines():
-        event = json.loads(line)
-        ref = event.get("objectRef") or {}
-        if (
-            event["verb"] == "create"
-            and ref.get("resource") == "pods"
-            and ref.get("namespace") == namespace
-            and ref.get("name") == name
-            and event.get("stage") == "ResponseComplete"
-        ):
-            events.append(event)
-    return events
+    return pod_requests(audit_events(cluster), {"create"}, namespace, name)
 
 
 def test_a_refused_create_is_shown_retried_with_backoff_and_failed_at_the_deadline(
@@ -153,7 +139,7 @@ def test_a_refused_create_is_shown_retried_with_backoff_and_failed_at_the_deadli
     assert "exceeded quota" in condition(status, "WorkerPod")["message"]
     creates = pod_creates(cluster, namespace, "refused-worker")
     assert creates and all(e["responseStatus"]["code"] == 403 for e in creates), creates
-    times = [datetime.fromisoformat(e["requestReceivedTimestamp"].replace("Z", "+00:00")) for e in creates]
+    times = [received(e) for e in creates]
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
     # each retry waits 2, 4, 8 … s after the refusal before it (a fixed 5 s would make 6 in 30 s; 1 s, 30)
     assert len(gaps) >= 3, gaps

@@ -5,31 +5,17 @@ secrets and our kinds)."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
+from auditkit import audit_events
 from operatorkit import Jobs, integrity_spec
 from test_adapter_contract import start_adapter  # noqa: F401 (fixture)
 
 from helpers import wait_for
 
 SELECTOR = "app.kubernetes.io/managed-by=datajobs-operator"
-
-
-def audit_since(cluster: Any, since: datetime) -> list[dict[str, Any]]:
-    """Audit events (stage ResponseStarted or ResponseComplete) received at or after `since`."""
-    if cluster.local is None:
-        pytest.fail("this test reads the API server's audit log: it needs the harness's own control plane")
-    events = []
-    for line in cluster.local.audit_log.read_text().splitlines():
-        event = json.loads(line)
-        received = datetime.fromisoformat(event["requestReceivedTimestamp"].replace("Z", "+00:00"))
-        if received >= since:
-            events.append(event)
-    return events
 
 
 def reads(events: list[dict[str, Any]], agent: str, resource: str) -> list[dict[str, Any]]:
@@ -55,10 +41,10 @@ def test_the_operators_pod_watch_asks_the_server_for_worker_pods_of_its_namespac
     jobs.wait_pod_running("scoped")
 
     def pod_watches() -> list[dict[str, Any]]:
-        return [e for e in reads(audit_since(cluster, since), "kopf/", "pods") if e["verb"] == "watch"]
+        return [e for e in reads(audit_events(cluster, since), "kopf/", "pods") if e["verb"] == "watch"]
 
     watches = wait_for(pod_watches, message="kopf's pod watch in the audit log")
-    events = audit_since(cluster, since)
+    events = audit_events(cluster, since)
     pod_reads = reads(events, "kopf/", "pods") + reads(events, "datajobs-operator", "pods")
     assert {e["verb"] for e in pod_reads} >= {"list", "watch"}, (
         pod_reads
@@ -82,7 +68,7 @@ def test_the_adapters_watches_are_of_its_namespace_only(
     start_adapter()
 
     def job_watches() -> list[dict[str, Any]]:
-        events = audit_since(cluster, since)
+        events = audit_events(cluster, since)
         found = [
             e
             for resource in ("integrityjobs", "maskingexecutions")
@@ -97,7 +83,7 @@ def test_the_adapters_watches_are_of_its_namespace_only(
 
     watches = wait_for(job_watches, message="the adapter's job watches in the audit log")
     agents = {e["userAgent"] for e in watches}
-    events = audit_since(cluster, since)
+    events = audit_events(cluster, since)
     adapter_reads = [
         e
         for agent in agents
@@ -108,3 +94,23 @@ def test_the_adapters_watches_are_of_its_namespace_only(
     assert {e["objectRef"].get("namespace") for e in adapter_reads} == {namespace}, [
         e["requestURI"] for e in adapter_reads
     ]
+
+
+def test_cluster_wide_the_operators_pod_reads_still_carry_the_selector(
+    cluster: Any, run_operator: Any, jobs: Jobs
+) -> None:
+    """Without --namespace the operator lists and watches pods of every namespace, but only its workers."""
+    since = datetime.now(UTC)
+    run_operator(cluster_wide=True)
+    jobs.create("IntegrityJob", "everywhere", integrity_spec())
+    jobs.wait_pod_running("everywhere")
+    wait_for(
+        lambda: [e for e in reads(audit_events(cluster, since), "kopf/", "pods") if e["verb"] == "watch"],
+        message="kopf's pod watch in the audit log",
+    )
+    events = audit_events(cluster, since)
+    pod_reads = reads(events, "kopf/", "pods") + reads(events, "datajobs-operator", "pods")
+    assert {e["verb"] for e in pod_reads} >= {"list", "watch"}, pod_reads
+    for event in pod_reads:
+        assert event["objectRef"].get("namespace") is None, event["requestURI"]  # cluster scope
+        assert query(event).get("labelSelector") == [SELECTOR], event["requestURI"]

@@ -40,7 +40,8 @@ _KCM_DISABLED = (
 )
 T = TypeVar("T")
 # The API server's own record of who lists and watches what (pods, secrets, our kinds): the server-side proof
-# that a client asked for a label selector or one namespace. Everything else is not logged.
+# that a client asked for a label selector or one namespace; and who created, deleted or patched which pod.
+# Everything else is not logged.
 AUDIT_POLICY: dict[str, Any] = {
     "apiVersion": "audit.k8s.io/v1",
     "kind": "Policy",
@@ -51,7 +52,11 @@ AUDIT_POLICY: dict[str, Any] = {
             "verbs": ["list", "watch"],
             "resources": [{"group": "", "resources": ["pods", "secrets"]}, {"group": "datajobs.io"}],
         },
-        {"level": "Metadata", "verbs": ["create"], "resources": [{"group": "", "resources": ["pods"]}]},
+        {
+            "level": "Metadata",
+            "verbs": ["create", "delete", "patch"],
+            "resources": [{"group": "", "resources": ["pods"]}],
+        },
         {"level": "None"},
     ],
 }
