@@ -149,3 +149,43 @@ def test_a_refused_create_is_shown_retried_with_backoff_and_failed_at_the_deadli
     jobs.core.delete_namespaced_resource_quota("no-pods", namespace)
     jobs.wait_status(KIND, "next", "RUNNING", timeout=60)  # its slot was freed by the FAILED job
     assert jobs.status(KIND, "refused")["status"] == "FAILED"
+
+
+def missing_account(jobs: Jobs, template: dict[str, Any]) -> str:
+    template["spec"]["serviceAccountName"] = "no-such-account"
+    return 'serviceaccount "no-such-account" not found'
+
+
+def pod_security_restricted(jobs: Jobs, template: dict[str, Any]) -> str:
+    jobs.core.patch_namespace(
+        jobs.ns, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
+    )
+    return 'violates PodSecurity "restricted:latest"'
+
+
+@pytest.mark.parametrize("refusal", [missing_account, pod_security_restricted], ids=lambda f: f.__name__)
+def test_a_create_refused_by_admission_is_visible_retried_and_the_job_can_be_cancelled(
+    refusal: Any, cluster: Any, run_operator: Any, jobs: Jobs, namespace: str
+) -> None:
+    """A missing ServiceAccount or PodSecurity refuses the pod (403): CreateRefused says why, the create
+    is retried (not given up on: the account may be created, the label changed), and a cancel ends it."""
+    run_operator()
+    template = worker_template()
+    why = refusal(jobs, template)
+    jobs.create(KIND, "refused", integrity_spec(template=template))
+    worker = wait_for(
+        lambda: (c := worker_condition(jobs, "refused")).get("reason") == "CreateRefused" and c,
+        message="WorkerPod condition CreateRefused",
+    )
+    assert why in worker["message"], worker
+    assert jobs.status(KIND, "refused")["status"] == "RUNNING"
+    wait_for(
+        lambda: len(pod_creates(cluster, namespace, "refused-worker")) >= 2,
+        timeout=15,
+        message="the refused create retried",
+    )
+    jobs.cancel(KIND, "refused", graceful=False)
+    jobs.wait_status(KIND, "refused", "CANCELLED", timeout=15)
+    creates = pod_creates(cluster, namespace, "refused-worker")
+    assert all(e["responseStatus"]["code"] == 403 for e in creates), creates
+    assert jobs.pod("refused") is None
