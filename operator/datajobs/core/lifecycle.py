@@ -522,7 +522,7 @@ def _finish(
     reason: str | None = None,
     detail: str = "",
 ) -> None:
-    """End the job; `detail` (e.g. a crashed worker's last output) goes to the condition and the Event only."""
+    """End the job; `detail` (a crashed worker's last output) goes to the condition and the Event only."""
     status["status"] = outcome.value
     status[shape.ended] = now
     field_name = shape.message_field()
