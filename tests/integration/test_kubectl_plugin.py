@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 from pathlib import Path
 
 import pytest
 import yaml
-from operatorkit import SPECS, condition, integrity_spec, masking_spec
+from operatorkit import GROUP, SPECS, VERSION, condition, integrity_spec, masking_spec
 from pluginkit import Plugin, kubeconfig_in_namespace, table
 
 from helpers import wait_for
@@ -51,6 +52,16 @@ def test_get_shows_both_kinds_with_queue_positions_progress_and_why(plugin, run_
     assert {r["ID"] for r in wide if r["NAME"] == "mex/mask"} == {"execution 1"}
     every = table(plugin.ok("get", "-A").out)
     assert {r["NAMESPACE"] for r in every if r["NAME"] == "ij/third"} == {namespace}
+    # AGE as kubectl prints it (the jobs are seconds or minutes old here)
+    assert all(re.fullmatch(r"\d+s|\d+m(\d+s)?", r["AGE"]) for r in rows.values()), rows
+    jobs.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, jobs.ns, "integrityjobs", "third", {"metadata": {"labels": {"tier": "gold"}}}
+    )
+    assert [r["NAME"] for r in table(plugin.ok("get", "-l", "tier=gold").out)] == ["ij/third"]
+    assert [r["NAME"] for r in table(plugin.ok("get", "ij", "-l", "tier!=gold").out)] == [
+        "ij/first",
+        "ij/second",
+    ]
 
     missing = plugin("get", "ij/nope")
     assert missing.code == 1 and missing.out == ""
@@ -118,11 +129,13 @@ def test_cancel_selects_by_label_and_queue_dry_runs_and_waits(plugin, run_operat
     jobs.custom.patch_namespaced_custom_object(
         "datajobs.io", "v1alpha1", jobs.ns, "integrityjobs", "runner", {"metadata": {"labels": {"team": "a"}}}
     )
-    requested = plugin.ok("cancel", "ij", "-l", "team=a", "--graceful")
-    assert requested.out == "integrityjob.datajobs.io/runner cancel requested\n"
+    requested = plugin.ok("cancel", "ij", "-l", "team=a", "--graceful", "-o", "yaml")
+    (patched,) = [yaml.safe_load(requested.out)]
+    assert patched["metadata"]["name"] == "runner" and patched["kind"] == "IntegrityJob", requested.out
+    assert patched["spec"]["cancelRequested"]["graceful"] is True
     assert jobs.get("IntegrityJob", "runner")["spec"]["cancelRequested"]["graceful"] is True
-    waited = plugin.ok("wait", "ij/runner", "--for=cancelled", "--timeout=60s")
-    assert waited.out == "integrityjob.datajobs.io/runner condition met\n"
+    waited = plugin.ok("wait", "ij/runner", "--for=cancelled", "--timeout=60s", "-o", "yaml")
+    assert yaml.safe_load(waited.out)["status"]["status"] == "CANCELLED"
 
     nothing = plugin("cancel", "--all-queued")
     assert nothing.code == 0 and "No resources found" in nothing.err
@@ -160,6 +173,12 @@ def test_describe_is_a_timeline_of_conditions_and_events(plugin, run_operator, j
     assert plugin("cancel", "ij/story", "--expected-status=QUEUED", "--wait").code == 1
     plugin.ok("cancel", "ij/story", "--wait")
     wait_for(lambda: "Cancelled" in jobs.event_reasons("story"), timeout=15, message="Cancelled event")
+
+    jobs.create("MaskingExecution", "other", masking_spec())
+    jobs.wait_status("MaskingExecution", "other", "RUNNING")
+    both = plugin.ok("describe", "ij/story", "mex/other").out
+    assert both.index("Name:") < both.index("story") < both.index("other"), both
+    assert "Status:          CANCELLED" in both and "Status:          RUNNING" in both
 
     text = plugin.ok("describe", "ij/story").out
     assert "Status:          CANCELLED" in text

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from datajobs.kubectlplugin import cancel, present
+from datajobs.kubectlplugin.describe import timeline
 from datajobs.kubectlplugin.main import build_parser
 from datajobs.kubectlplugin.refs import Ref, UsageError, parse_targets
 from datajobs.kubectlplugin.waiting import Never, parse_for, parse_timeout
@@ -211,3 +212,14 @@ def test_connection_flags_work_before_and_after_the_command() -> None:
     after = parser.parse_args(["get", "-n", "x", "--context", "c"])
     before = parser.parse_args(["-n", "x", "--context", "c", "get"])
     assert (after.namespace, after.context) == (before.namespace, before.context) == ("x", "c")
+
+
+def test_the_timeline_orders_events_of_one_second_by_their_commit_order() -> None:
+    """Event times are whole seconds; two Events of one second come in resourceVersion order."""
+
+    def event(reason: str, rv: str) -> dict[str, Any]:
+        meta = {"resourceVersion": rv}
+        return {"reason": reason, "lastTimestamp": "2026-01-01T00:00:05Z", "metadata": meta}
+
+    rows = timeline({"status": {}}, [event("CancelAccepted", "1002"), event("CancelRejected", "998")], [])
+    assert [r[2] for r in rows] == ["Normal CancelRejected", "Normal CancelAccepted"]

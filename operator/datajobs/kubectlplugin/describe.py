@@ -30,13 +30,13 @@ def event_time(event: dict[str, Any]) -> str:
 def timeline(job: dict[str, Any], job_events: list[dict], pod_events: list[dict]) -> list[list[str]]:
     """Rows TIME, FROM, WHAT, MESSAGE, oldest first: conditions as they last changed, Events as they last
     happened (with their count)."""
-    entries: list[tuple[datetime, int, list[str]]] = []
+    entries: list[tuple[datetime, int, int, list[str]]] = []
     status = job.get("status") or {}
     for cond in status.get("conditions") or []:
         when = str(cond.get("lastTransitionTime") or "")
         what = f"{cond.get('type')}={cond.get('status')} {cond.get('reason') or ''}".rstrip()
         entries.append(
-            (parse_time(when) or _FLOOR, 1, [when, "condition", what, str(cond.get("message") or "")])
+            (parse_time(when) or _FLOOR, 1, 0, [when, "condition", what, str(cond.get("message") or "")])
         )
     for source, events in (("event", job_events), ("pod event", pod_events)):
         for event in events:
@@ -45,11 +45,13 @@ def timeline(job: dict[str, Any], job_events: list[dict], pod_events: list[dict]
             what = f"{event.get('type') or 'Normal'} {event.get('reason') or ''}".rstrip()
             if count > 1:
                 what += f" (x{count})"
-            entries.append(
-                (parse_time(when) or _FLOOR, 0, [when, source, what, str(event.get("message") or "")])
-            )
-    entries.sort(key=lambda e: (e[0], e[1]))
-    return [cells for _, _, cells in entries]
+            # Events' times are whole seconds: within one second, their commit order (resourceVersion)
+            rv = str((event.get("metadata") or {}).get("resourceVersion") or "0")
+            order = int(rv) if rv.isdigit() else 0
+            cells = [when, source, what, str(event.get("message") or "")]
+            entries.append((parse_time(when) or _FLOOR, 0, order, cells))
+    entries.sort(key=lambda e: e[:3])
+    return [cells for *_, cells in entries]
 
 
 def _field(label: str, value: object) -> str:
