@@ -179,6 +179,12 @@ def test_describe_is_a_timeline_of_conditions_and_events(plugin, run_operator, j
     both = plugin.ok("describe", "ij/story", "mex/other").out
     assert both.index("Name:") < both.index("story") < both.index("other"), both
     assert "Status:          CANCELLED" in both and "Status:          RUNNING" in both
+    partly = plugin("describe", "ij/story", "ij/ghost", "mex/other")  # as kubectl: the rest still shown
+    assert partly.code == 1 and "story" in partly.out and "other" in partly.out, partly
+    assert 'Error from server (NotFound): integrityjobs.datajobs.io "ghost" not found' in partly.err
+    assert plugin("describe", "mex", "-n", "kube-system").err.strip() == (
+        "No resources found in kube-system namespace."
+    )
 
     text = plugin.ok("describe", "ij/story").out
     assert "Status:          CANCELLED" in text

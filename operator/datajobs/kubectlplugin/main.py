@@ -196,6 +196,19 @@ def print_objects(objs: list[dict[str, Any]], fmt: str, single: bool) -> None:
     out(json.dumps(doc, indent=4) + "\n" if fmt == "json" else yaml.safe_dump(doc, sort_keys=False))
 
 
+def named_jobs(api: Api, selection: Selection, fails: Failures) -> list[dict[str, Any]]:
+    """The named jobs that exist, as kubectl reads them: each one missing is an error, the rest go on."""
+    jobs = []
+    for kind, name in selection.names:
+        try:
+            jobs.append(api.get_job(Ref(api.namespace, kind.kind, name)))
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            fails.error(api_error(exc))
+    return jobs
+
+
 def no_resources(api: Api, args: argparse.Namespace) -> None:
     where = "" if getattr(args, "all_namespaces", False) else f" in {api.namespace} namespace"
     print(f"No resources found{where}.", file=sys.stderr)  # noqa: T201
@@ -206,17 +219,10 @@ def no_resources(api: Api, args: argparse.Namespace) -> None:
 
 def cmd_get(api: Api, args: argparse.Namespace, fails: Failures) -> None:
     selection = parse_targets(args.targets)
-    jobs: list[dict[str, Any]] = []
     if selection.names:
         if args.all_namespaces or args.selector:
             resolve(api, selection, args)  # raises the usage error
-        for kind, name in selection.names:
-            try:
-                jobs.append(api.get_job(Ref(api.namespace, kind.kind, name)))
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
-                fails.error(api_error(exc))
+        jobs = named_jobs(api, selection, fails)
     else:
         jobs = resolve(api, selection, args)
     if args.output in ("json", "yaml", "name"):
@@ -292,7 +298,12 @@ def cmd_wait(api: Api, args: argparse.Namespace, fails: Failures) -> None:
 
 def cmd_describe(api: Api, args: argparse.Namespace, fails: Failures) -> None:
     selection = parse_targets(args.targets)
-    jobs = resolve(api, selection, argparse.Namespace(all_namespaces=False, selector=None))
+    if selection.names:
+        jobs = named_jobs(api, selection, fails)
+    else:
+        jobs = resolve(api, selection, argparse.Namespace(all_namespaces=False, selector=None))
+        if not jobs:
+            no_resources(api, args)
     for i, job in enumerate(jobs):
         ref = ref_of(job)
         pod_name = describing.worker_pod_name(job)
