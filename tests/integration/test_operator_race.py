@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 from operatorkit import GO_ZERO_TIME, SPECS, Jobs, PodRecorder, condition
@@ -38,16 +38,27 @@ def test_guard_holds_when_cancel_races_dispatch(guard, run_operator, jobs, kube_
     window = dispatch_latency(jobs)
     paused = threading.Event()
 
-    def round_(i: int) -> None:
-        jobs.create("IntegrityJob", names[i], SPECS["IntegrityJob"]())
-        # The cancel's send time is the test's input, not a synchronisation: spread over three times the
-        # measured create -> RUNNING latency, so that cancels land before, during and after dispatch
-        # on a quiet machine and on a loaded one alike. Which verdict each gets is the operator's.
-        paused.wait(window * 3 * (i % SPREAD) / SPREAD)
+    def cancel_at(i: int, moment: float) -> None:
+        paused.wait(max(0.0, moment - time.monotonic()))
         jobs.cancel("IntegrityJob", names[i], expectedStatus=guard)
 
-    with ThreadPoolExecutor(16) as pool:
-        list(pool.map(round_, range(ROUNDS)))
+    # The creates go out as one burst and each cancel is sent at its own moment after its create: the
+    # operator falls behind the burst (later jobs wait in its queue, so their cancels come first) while
+    # the first jobs are dispatched before theirs. The send moments are the test's input, not a
+    # synchronisation: spread over three times the measured create -> RUNNING latency, so that cancels
+    # land before, during and after dispatch on a quiet machine and on a loaded one alike (a loaded
+    # operator falls further behind the burst). Which verdict each gets is the operator's.
+    with ThreadPoolExecutor(48) as cancels:
+
+        def create(i: int) -> Future[None]:
+            jobs.create("IntegrityJob", names[i], SPECS["IntegrityJob"]())
+            offset = window * 3 * (i % SPREAD) / SPREAD
+            return cancels.submit(cancel_at, i, time.monotonic() + offset)
+
+        with ThreadPoolExecutor(16) as pool:
+            sent = list(pool.map(create, range(ROUNDS)))
+        for future in sent:
+            future.result()
 
     def settled() -> dict[str, dict] | None:
         items = {
