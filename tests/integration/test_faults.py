@@ -129,16 +129,24 @@ def test_jobs_and_pods_deleted_while_the_watches_are_down_are_dropped(
             # history compacted: its watches cannot resume where they stopped (410 Gone), so no DELETED
             # event for what went meanwhile will ever reach it
             fault_cluster.compact_etcd()
+            # and the API server's watch cache, filled since its restart, holds those events in memory: a
+            # second restart starts it after the compaction, so no watch (kopf's or the engine's own) can
+            # be served from before it
+            fault_cluster.restart("kube-apiserver")
         finally:
             os.killpg(operator.popen.pid, signal.SIGCONT)
-        # the slot of the deleted job is free again; the job whose pod vanished is not left RUNNING
-        jobs.wait_status("IntegrityJob", "gap-c", "RUNNING", timeout=60)
+        # the job whose pod vanished is not left RUNNING, and its slot goes to gap-c
         failed = jobs.wait_status("IntegrityJob", "gap-b", "FAILED", timeout=60)
         assert "disappeared" in failed["log_message"], failed
+        jobs.wait_status("IntegrityJob", "gap-c", "RUNNING", timeout=60)
+        # the deleted job is dropped by the relist that follows kopf's new list of jobs (gap-b's loss may be
+        # found first by a reconcile that asks for its pod, so only gap-a's line is sure to be logged)
+        wait_for(
+            lambda: f"IntegrityJob {ns}/gap-a was deleted while unwatched" in operator.log_path.read_text(),
+            timeout=30,
+            message="gap-a dropped by a relist",
+        )
         assert metric(operator, "datajobs_relists_total") > relists
-        log = operator.log_path.read_text()
-        assert f"IntegrityJob {ns}/gap-a was deleted while unwatched" in log, operator.log_tail()
-        assert f"worker pod {ns}/gap-b-worker was deleted while unwatched" in log, operator.log_tail()
     finally:
         operator.stop()
 

@@ -1,7 +1,7 @@
-"""The operator and the adapter ask the API server for their objects only: the pod watch carries the worker
-label selector, and with --namespace every list and watch is of that namespace. Asserted from the server's
-side: the API server's audit log (tests/conftest.py's control plane records every list and watch of pods,
-secrets and our kinds)."""
+"""The operator and the adapter ask the API server for their objects only: the pod watch (the engine's own
+informer; kopf watches only the jobs) carries the worker label selector, and with --namespace every list and
+watch is of that namespace. Asserted from the server's side: the API server's audit log (tests/conftest.py's
+control plane records every list and watch of pods, secrets and our kinds)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from test_adapter_contract import start_adapter  # noqa: F401 (fixture)
 from helpers import wait_for
 
 SELECTOR = "app.kubernetes.io/managed-by=datajobs-operator"
+OPERATOR = "datajobs-operator"  # the user agent of the operator's own session (its pod list and watch)
 
 
 def reads(events: list[dict[str, Any]], agent: str, resource: str) -> list[dict[str, Any]]:
@@ -41,11 +42,12 @@ def test_the_operators_pod_watch_asks_the_server_for_worker_pods_of_its_namespac
     jobs.wait_pod_running("scoped")
 
     def pod_watches() -> list[dict[str, Any]]:
-        return [e for e in reads(audit_events(cluster, since), "kopf/", "pods") if e["verb"] == "watch"]
+        return [e for e in reads(audit_events(cluster, since), OPERATOR, "pods") if e["verb"] == "watch"]
 
-    watches = wait_for(pod_watches, message="kopf's pod watch in the audit log")
+    watches = wait_for(pod_watches, message="the operator's pod watch in the audit log")
     events = audit_events(cluster, since)
-    pod_reads = reads(events, "kopf/", "pods") + reads(events, "datajobs-operator", "pods")
+    assert not reads(events, "kopf/", "pods")  # the engine's own informer watches pods, not kopf
+    pod_reads = reads(events, OPERATOR, "pods")
     assert {e["verb"] for e in pod_reads} >= {"list", "watch"}, (
         pod_reads
     )  # its start-up listing and the watch
@@ -105,11 +107,12 @@ def test_cluster_wide_the_operators_pod_reads_still_carry_the_selector(
     jobs.create("IntegrityJob", "everywhere", integrity_spec())
     jobs.wait_pod_running("everywhere")
     wait_for(
-        lambda: [e for e in reads(audit_events(cluster, since), "kopf/", "pods") if e["verb"] == "watch"],
-        message="kopf's pod watch in the audit log",
+        lambda: [e for e in reads(audit_events(cluster, since), OPERATOR, "pods") if e["verb"] == "watch"],
+        message="the operator's pod watch in the audit log",
     )
     events = audit_events(cluster, since)
-    pod_reads = reads(events, "kopf/", "pods") + reads(events, "datajobs-operator", "pods")
+    assert not reads(events, "kopf/", "pods")  # the engine's own informer watches pods, not kopf
+    pod_reads = reads(events, OPERATOR, "pods")
     assert {e["verb"] for e in pod_reads} >= {"list", "watch"}, pod_reads
     for event in pod_reads:
         assert event["objectRef"].get("namespace") is None, event["requestURI"]  # cluster scope

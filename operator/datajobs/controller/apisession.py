@@ -26,6 +26,7 @@ from datajobs.core.backoff import (
 log = logging.getLogger(__name__)
 REQUEST_TIMEOUT_SECONDS = 30
 LIST_PAGE_SIZE = 500
+WATCH_TIMEOUT_SECONDS = 600  # the server ends a watch after this long; it is opened again from where it was
 REQUEST_BACKOFF = Backoff(base=0.2, cap=10.0)  # 8 retries span about 30 s
 CONNECTION_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
 
@@ -87,9 +88,11 @@ class ApiSession:
         burst: int = 1000,
         max_retries: int = 8,
         backoff: Backoff = REQUEST_BACKOFF,
+        watches: int = 0,
     ) -> None:
         self._login = login
         self._max_connections = max_connections
+        self._watches = watches  # long-lived watch streams: connections of their own, outside the window
         self._session: aiohttp.ClientSession | None = None
         self._retiring: dict[asyncio.Task[None], aiohttp.ClientSession] = {}
         self._bucket = TokenBucket(qps, burst)
@@ -109,7 +112,9 @@ class ApiSession:
             raise kopf.PermanentError("no credentials: neither a kubeconfig nor a service account token")
         self.server = info.server.rstrip("/")
         return aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self._max_connections, ssl=info.as_ssl_context()),
+            connector=aiohttp.TCPConnector(
+                limit=self._max_connections + self._watches, ssl=info.as_ssl_context()
+            ),
             headers={
                 **info.as_http_headers(),
                 "Accept": "application/json",
@@ -213,6 +218,40 @@ class ApiSession:
             token = meta.get("continue") or ""
             if not token:
                 return
+
+    async def watch(self, path: str, params: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """A watch's events as they arrive (one JSON object a line) until the server ends the watch; an
+        error status raises ApiError (Expired for 410), a broken connection one of CONNECTION_ERRORS. Not
+        retried here: the caller resumes from the last resourceVersion it saw."""
+        await self._wait_turn()
+        session = self._session_now()
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=REQUEST_TIMEOUT_SECONDS, sock_read=WATCH_TIMEOUT_SECONDS + 60
+        )
+        query = {**params, "watch": "true", "timeoutSeconds": str(WATCH_TIMEOUT_SECONDS)}
+        try:
+            async with session.get(self.server + path, params=query, timeout=timeout) as response:
+                metrics.API_REQUESTS.labels(method="WATCH", code=str(response.status)).inc()
+                if response.status == 401:
+                    self._retire(session)  # the next attempt logs in again
+                if response.status >= 400:
+                    raise ApiError.of(response.status, response.reason or "", await response.read())
+                self._reached()
+                pending: list[bytes] = []
+                async for chunk in response.content.iter_any():
+                    if b"\n" not in chunk:
+                        pending.append(chunk)  # a large object arrives in several chunks
+                        continue
+                    pending.append(chunk)
+                    *lines, rest = b"".join(pending).split(b"\n")
+                    pending = [rest] if rest else []
+                    for line in lines:
+                        if line.strip():
+                            yield json.loads(line)
+        except CONNECTION_ERRORS:
+            metrics.API_REQUESTS.labels(method="WATCH", code="error").inc()
+            self._unreachable()
+            raise
 
     async def _wait_turn(self) -> None:
         delay = self._bucket.reserve(time.monotonic())

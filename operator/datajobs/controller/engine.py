@@ -17,6 +17,7 @@ from datajobs.controller.config import OperatorConfig, namespace_share
 from datajobs.controller.counter import ExecutionIds
 from datajobs.controller.faults import crash_point
 from datajobs.controller.kubeio import KubeIO, NotOurPod
+from datajobs.controller.podwatch import PodInformer
 from datajobs.controller.store import Store
 from datajobs.controller.workqueue import WorkQueue
 from datajobs.core.actions import Action, DeleteJob, KeepLogs
@@ -62,7 +63,8 @@ def now_rfc3339() -> str:
 
 
 class Engine:
-    """One per operator process. kopf handlers feed it events; its workers reconcile one job at a time."""
+    """One per operator process. kopf handlers feed it job events and its own informer pod events; its
+    workers reconcile one job at a time."""
 
     def __init__(self, io: KubeIO, config: OperatorConfig) -> None:
         self.io = io
@@ -104,6 +106,7 @@ class Engine:
         self.may_act: Callable[[], bool] = lambda: True
         self._relist_wanted = asyncio.Event()
         self._relist_lock = asyncio.Lock()
+        self._pods_listed_at: dict[str | None, str] = {}  # namespace -> the last pod list's resourceVersion
         self._instance = socket.gethostname()
 
     # -- lifecycle of the engine -------------------------------------------------------------------------
@@ -113,6 +116,10 @@ class Engine:
         every later (re)list replaces it. A standby stops here; `lead()` starts acting."""
         await self.relist()
         self._tasks.append(asyncio.create_task(self._relister(), name="relist"))
+        for namespace in self.config.namespaces or (None,):
+            informer = PodInformer(self.io, namespace, WORKER_POD_SELECTOR, self.relist_pods, self.pod_event)
+            watch = informer.run(self._pods_listed_at[namespace])
+            self._tasks.append(asyncio.create_task(watch, name=f"pod-watch-{namespace or 'all'}"))
         self.synced = True
         log.info("engine started: %d jobs, %d worker pods", len(self.store.jobs), len(self.store.pods))
 
@@ -146,8 +153,15 @@ class Engine:
                 self._schedule(kind.kind)
             metrics.RELISTS.inc()
 
-    async def _relist_namespace(self, namespace: str | None) -> None:
-        # page by page: a relist of 20,000 jobs never holds them all decoded at once
+    async def relist_pods(self, namespace: str | None) -> str:
+        """List the worker pods again (the pod watch's revision expired); the list's resourceVersion."""
+        async with self._relist_lock:
+            listed = await self._list_pods(namespace)
+        metrics.RELISTS.inc()
+        return listed
+
+    async def _list_pods(self, namespace: str | None) -> str:
+        # page by page: a relist of 20,000 pods never holds them all decoded at once
         pod_uids: set[str] = set()
         pods_rv = ""
         async for pods, page_rv in self.io.pod_pages(namespace, WORKER_POD_SELECTOR):
@@ -155,6 +169,15 @@ class Engine:
             for pod in pods:
                 self._pod_event(None, pod)
                 pod_uids.add(pod["metadata"]["uid"])
+        for pod in self.store.vanished_pods(namespace, pod_uids, _int(pods_rv)):
+            log.info("worker pod %s/%s was deleted while unwatched", *_ns_name(pod))
+            self._pod_event("DELETED", pod)
+        self._pods_listed_at[namespace] = pods_rv
+        return pods_rv
+
+    async def _relist_namespace(self, namespace: str | None) -> None:
+        await self._list_pods(namespace)
+        # page by page: a relist of 20,000 jobs never holds them all decoded at once
         unseen: list[tuple[str, dict[str, Any]]] = []  # jobs never given a status: their order is FIFO's
         versions: dict[str, tuple[set[str], str]] = {}
         for kind in KINDS:
@@ -175,9 +198,6 @@ class Engine:
         unseen.sort(key=lambda e: (e[1]["metadata"].get("creationTimestamp") or "", e[1]["metadata"]["name"]))
         for kind_name, item in unseen:
             self._observe_job(kind_name, item, schedule=False)
-        for pod in self.store.vanished_pods(namespace, pod_uids, _int(pods_rv)):
-            log.info("worker pod %s/%s was deleted while unwatched", *_ns_name(pod))
-            self._pod_event("DELETED", pod)
         for kind_name, (uids, rv) in versions.items():
             for body in self.store.vanished_jobs(kind_name, namespace, uids, _int(rv)):
                 log.info("%s %s/%s was deleted while unwatched", kind_name, *_ns_name(body))
@@ -226,9 +246,8 @@ class Engine:
             self.want_relist()
         self._job_event(kind, event_type, body)
 
-    def pod_event(self, event_type: str | None, body: dict[str, Any]) -> None:
-        if event_type is None and self.synced:
-            self.want_relist()
+    def pod_event(self, event_type: str, body: dict[str, Any]) -> None:
+        """A watch event from the engine's own pod informer (its lists come through relist_pods)."""
         self._pod_event(event_type, body)
 
     def _job_event(self, kind: str, event_type: str | None, body: dict[str, Any]) -> None:

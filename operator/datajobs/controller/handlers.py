@@ -18,7 +18,6 @@ from datajobs.controller.config import OperatorConfig
 from datajobs.controller.engine import Engine
 from datajobs.controller.kubeio import KubeIO
 from datajobs.controller.leader import LeaderElector
-from datajobs.core.workerpod import LABEL_MANAGED_BY, MANAGED_BY, WORKER_POD_SELECTOR
 from datajobs.models.kinds import GROUP, INTEGRITY_JOB, MASKING_EXECUTION, VERSION
 
 _engine: Engine | None = None  # for the metrics collector, which runs outside kopf's handler context
@@ -82,9 +81,6 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.posting.level = logging.WARNING  # our engine posts the lifecycle Events itself
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # one "handler succeeded" line per event
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # liveness probes
-    # Ask the API server for worker pods only: a handler's `labels=` filters on the client side, after every
-    # pod in the cluster (or namespace) has been sent, decoded and kept in kopf's watch.
-    settings.watching.label_selectors[("", "v1", "pods")] = WORKER_POD_SELECTOR
     settings.watching.server_timeout = 600
     settings.watching.client_timeout = 660
     settings.networking.request_timeout = 60
@@ -93,6 +89,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         max_connections=max(8, config.reconcile_workers * 2),
         qps=config.kube_api_qps,
         burst=config.kube_api_burst,
+        watches=len(config.namespaces) or 1,  # the engine's pod informers
     )
     memo.api = api
     engine = Engine(KubeIO(api), config)
@@ -165,11 +162,6 @@ async def integrity_job_event(type: str | None, body: kopf.Body, memo: kopf.Memo
 @kopf.on.event(GROUP, VERSION, MASKING_EXECUTION.plural)
 async def masking_execution_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     memo.engine.job_event(MASKING_EXECUTION.kind, type, _own_copy(body))
-
-
-@kopf.on.event("", "v1", "pods", labels={LABEL_MANAGED_BY: MANAGED_BY})
-async def worker_pod_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo.engine.pod_event(type, _own_copy(body))
 
 
 metrics.register_engine(lambda: _engine)

@@ -77,6 +77,14 @@ class KubeIO:
         path = f"/api/v1/namespaces/{quote(namespace)}/pods" if namespace else "/api/v1/pods"
         return self.api.pages(path, {"labelSelector": selector})
 
+    def watch_pods(
+        self, namespace: str | None, selector: str, resource_version: str
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The watch events of pods matching `selector` after `resource_version` (with bookmarks)."""
+        path = f"/api/v1/namespaces/{quote(namespace)}/pods" if namespace else "/api/v1/pods"
+        params = {"labelSelector": selector, "resourceVersion": resource_version}
+        return self.api.watch(path, {**params, "allowWatchBookmarks": "true"})
+
     async def create_pod(self, pod: dict[str, Any]) -> dict[str, Any] | None:
         """Create the pod; None when a pod of that name already exists (ours from before a crash, or
         someone else's: the caller reads it and checks whose it is)."""

@@ -72,5 +72,9 @@ API_RETRIES = Counter(
 API_THROTTLED_SECONDS = Counter(
     "datajobs_api_throttled_seconds_total", "Seconds every request paused for after a 429 (Retry-After)"
 )
-RELISTS = Counter("datajobs_relists_total", "Full lists of jobs and pods that replaced the operator's view")
+RELISTS = Counter(
+    "datajobs_relists_total",
+    "Lists that replaced the operator's view: of jobs and pods, or of the worker pods alone when their "
+    "watch could not resume (410)",
+)
 LEADER = Gauge("datajobs_leader", "1 while this replica holds the leader Lease", ["identity"])
