@@ -37,10 +37,29 @@ static const uint8_t SIGMA[12][16] = {
     } while (0)
 
 static uint64_t load64(const uint8_t *p) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+#else
     uint64_t w = 0;
     for (int i = 7; i >= 0; i--) w = (w << 8) | p[i];
     return w;
+#endif
 }
+
+/* A round with its SIGMA row a constant: unrolled, the compiler keeps the message words in registers. */
+#define ROUND(r)                                                                                          \
+    do {                                                                                                  \
+        G(0, 4, 8, 12, m[SIGMA[r][0]], m[SIGMA[r][1]]);                                                   \
+        G(1, 5, 9, 13, m[SIGMA[r][2]], m[SIGMA[r][3]]);                                                   \
+        G(2, 6, 10, 14, m[SIGMA[r][4]], m[SIGMA[r][5]]);                                                  \
+        G(3, 7, 11, 15, m[SIGMA[r][6]], m[SIGMA[r][7]]);                                                  \
+        G(0, 5, 10, 15, m[SIGMA[r][8]], m[SIGMA[r][9]]);                                                  \
+        G(1, 6, 11, 12, m[SIGMA[r][10]], m[SIGMA[r][11]]);                                                \
+        G(2, 7, 8, 13, m[SIGMA[r][12]], m[SIGMA[r][13]]);                                                 \
+        G(3, 4, 9, 14, m[SIGMA[r][14]], m[SIGMA[r][15]]);                                                 \
+    } while (0)
 
 /* F: one 128-byte block into h; t is the byte count so far (it never reaches 2^64 here). */
 static void compress(uint64_t h[8], const uint8_t block[128], uint64_t t, int last) {
@@ -49,13 +68,8 @@ static void compress(uint64_t h[8], const uint8_t block[128], uint64_t t, int la
     for (int i = 0; i < 8; i++) { v[i] = h[i]; v[i + 8] = IV[i]; }
     v[12] ^= t;
     if (last) v[14] = ~v[14];
-    for (int r = 0; r < 12; r++) {
-        const uint8_t *s = SIGMA[r];
-        G(0, 4, 8, 12, m[s[0]], m[s[1]]); G(1, 5, 9, 13, m[s[2]], m[s[3]]);
-        G(2, 6, 10, 14, m[s[4]], m[s[5]]); G(3, 7, 11, 15, m[s[6]], m[s[7]]);
-        G(0, 5, 10, 15, m[s[8]], m[s[9]]); G(1, 6, 11, 12, m[s[10]], m[s[11]]);
-        G(2, 7, 8, 13, m[s[12]], m[s[13]]); G(3, 4, 9, 14, m[s[14]], m[s[15]]);
-    }
+    ROUND(0); ROUND(1); ROUND(2); ROUND(3); ROUND(4); ROUND(5);
+    ROUND(6); ROUND(7); ROUND(8); ROUND(9); ROUND(10); ROUND(11);
     for (int i = 0; i < 8; i++) h[i] ^= v[i] ^ v[i + 8];
 }
 
