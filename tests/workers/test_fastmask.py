@@ -147,21 +147,25 @@ def test_phone_is_algorithms_wherever_c_answers(key, column, keep):
             assert expected is None, value
 
 
+ints = st.one_of(st.integers(), st.integers(2**63 - 3, 2**70), st.integers(-(2**70), -(2**63) + 3))
+
+
 @settings(max_examples=300)
 @given(
     keys,
-    st.lists(st.one_of(st.text(max_size=200), st.integers().map(str)), max_size=30),
+    st.lists(st.one_of(st.text(max_size=200), ints), max_size=30),
     st.integers(min_value=1, max_value=36500),
 )
-def test_day_shifts_are_algorithms_for_str_and_bytes_row_keys(key, row_keys, max_days):
-    expected = [algorithms.date_shift_days(key, k, max_days) for k in row_keys]
+def test_day_shifts_are_algorithms_for_str_int_and_bytes_row_keys(key, row_keys, max_days):
+    expected = [algorithms.date_shift_days(key, str(k), max_days) for k in row_keys]
     assert fastmask.day_shifts(key, row_keys, max_days) == expected
-    assert fastmask.day_shifts(key, [k.encode() for k in row_keys], max_days) == expected
+    assert fastmask.day_shifts(key, [str(k).encode() for k in row_keys], max_days) == expected
 
 
 def test_a_row_key_of_another_type_is_refused():
-    with pytest.raises(TypeError, match="bytes or str"):
-        fastmask.day_shifts(b"k", [b"1", 2], 365)
+    for other in (True, 1.5, None):
+        with pytest.raises(TypeError, match="bytes, str or int"):
+            fastmask.day_shifts(b"k", [b"1", other], 365)
 
 
 RULES = [

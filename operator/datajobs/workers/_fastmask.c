@@ -299,10 +299,11 @@ static PyObject *fm_phone(PyObject *self, PyObject *args) {
     return mask_column(args, "phone", mask_phone);
 }
 
-/* algorithms.date_shift_days of each row key (bytes, or str as UTF-8): a list of ints. */
+/* algorithms.date_shift_days of each row key (bytes as they are; str, and int as str(int), in UTF-8): a
+ * list of ints. */
 static PyObject *fm_day_shifts(PyObject *self, PyObject *args) {
     Py_buffer key;
-    PyObject *keys, *seq, *result = NULL;
+    PyObject *keys, *seq, *text = NULL, *result = NULL;
     long max_days;
     Start s;
     if (!PyArg_ParseTuple(args, "y*Ol", &key, &keys, &max_days)) return NULL;
@@ -321,17 +322,30 @@ static PyObject *fm_day_shifts(PyObject *self, PyObject *args) {
         total = 0;
         for (Py_ssize_t i = 0; i < n; i++) {
             const char *data;
+            char decimal[24];
             Py_ssize_t len;
+            int overflow;
+            long long number;
             if (PyBytes_CheckExact(items[i])) {
                 data = PyBytes_AS_STRING(items[i]);
                 len = PyBytes_GET_SIZE(items[i]);
-            } else if (PyUnicode_Check(items[i])) {
+            } else if (PyUnicode_CheckExact(items[i])) {
                 if ((data = PyUnicode_AsUTF8AndSize(items[i], &len)) == NULL) goto done;
+            } else if (PyLong_CheckExact(items[i])) {
+                number = PyLong_AsLongLongAndOverflow(items[i], &overflow);
+                if (!overflow) {
+                    len = snprintf(decimal, sizeof decimal, "%lld", number);
+                    data = decimal;
+                } else if ((text = PyObject_Str(items[i])) == NULL
+                           || (data = PyUnicode_AsUTF8AndSize(text, &len)) == NULL) {
+                    goto done;
+                }
             } else {
-                PyErr_SetString(PyExc_TypeError, "a row key is bytes or str");
+                PyErr_SetString(PyExc_TypeError, "a row key is bytes, str or int");
                 goto done;
             }
             if (pass) memcpy(blob + total, data, len);
+            Py_CLEAR(text);
             total += len;
             ends[i] = total;
         }
@@ -361,6 +375,7 @@ static PyObject *fm_day_shifts(PyObject *self, PyObject *args) {
 nomemory:
     PyErr_NoMemory();
 done:
+    Py_XDECREF(text);
     PyMem_Free(blob);
     PyMem_Free(days);
     PyMem_Free(ends);

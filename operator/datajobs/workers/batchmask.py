@@ -58,6 +58,7 @@ class ColumnMasker:
         self._keyed = hashlib.blake2b(key=key, digest_size=BLOCK)
         self._labelled: dict[str, Any] = {}
         self._layouts: dict[bytes, tuple[Callable[[bytes], tuple[bytes, ...]], bytes]] = {}
+        self._deltas: dict[int, list[dt.timedelta]] = {}
 
     def digests(self, label: str, messages: Sequence[bytes]) -> list[bytes]:
         """`algorithms._keyed_bytes(key, label, m, 64)` for each message (UTF-8 bytes)."""
@@ -75,11 +76,14 @@ class ColumnMasker:
         """Rows (key, then one value per rule) -> the rows some value of which changed, as columns (key
         column first), the non-conforming values per rule, and how many values were masked."""
         keys, *columns = zip(*rows, strict=True)
-        row_keys: list[bytes] = []
+        row_keys: list = []
 
-        def encoded_keys() -> list[bytes]:  # what date_shift is keyed on: the row key as text
+        def encoded_keys() -> list:  # what date_shift is keyed on: the row key as text
             if not row_keys:
-                row_keys.extend(map(str.encode, map(str, keys)))
+                if self.compiled is not None and set(map(type, keys)) <= {int, str}:
+                    row_keys.extend(keys)  # the helper takes these as they are (an int as str(int))
+                else:
+                    row_keys.extend(map(str.encode, map(str, keys)))
             return row_keys
 
         nonconforming, outputs, masked = [], [], 0
@@ -95,7 +99,7 @@ class ColumnMasker:
             return [list(keys), *outputs], nonconforming, masked
         return [list(compress(c, differs)) for c in (keys, *outputs)], nonconforming, masked
 
-    def mask(self, rule: ColumnRule, values: Column, row_keys: Callable[[], list[bytes]]) -> tuple[list, int]:
+    def mask(self, rule: ColumnRule, values: Column, row_keys: Callable[[], list]) -> tuple[list, int]:
         if rule.algorithm is Algorithm.DATE_SHIFT:
             return self._date_shift(values, row_keys(), rule.max_days)
         if self.compiled is not None:
@@ -264,8 +268,8 @@ class ColumnMasker:
 
     # --- date_shift ----------------------------------------------------------------------------------
 
-    def day_shifts(self, row_keys: list[bytes], max_days: int) -> list[int]:
-        """`algorithms.date_shift_days` of each row key (UTF-8 bytes)."""
+    def day_shifts(self, row_keys: list, max_days: int) -> list[int]:
+        """`algorithms.date_shift_days` of each row key (UTF-8 bytes; with the helper, str or int too)."""
         if self.compiled is not None:
             return self.compiled.day_shifts(self.key, row_keys, max_days)
         heads = b"".join(map(_HEAD8, self.digests("date_shift", row_keys)))
@@ -273,11 +277,15 @@ class ColumnMasker:
         days = list(map(sub, numbers, repeat(max_days)))  # in [-max_days, max_days): skip 0
         return list(map(add, days, map(ge, days, repeat(0))))
 
-    def _date_shift(self, values: Column, row_keys: list[bytes], max_days: int) -> tuple[list, int]:
+    def _date_shift(self, values: Column, row_keys: list, max_days: int) -> tuple[list, int]:
         shifts = self.day_shifts(row_keys, max_days)
         if None not in values:
+            deltas = self._deltas.get(max_days)
+            if deltas is None:  # a shift's timedelta by index (a negative shift counts from the end)
+                days = [*range(max_days + 1), *range(-max_days, 0)]
+                deltas = self._deltas[max_days] = list(map(dt.timedelta, days))
             try:
-                return list(map(add, values, map(dt.timedelta, shifts))), 0
+                return list(map(add, values, map(deltas.__getitem__, shifts))), 0
             except (TypeError, OverflowError):
                 pass  # a value that is not a date, or leaves the calendar: one by one
         out: list = list(values)
