@@ -92,11 +92,11 @@ class ColumnMasker:
             masked += len(values) - values.count(None) - bad
             nonconforming.append(bad)
             outputs.append(out)
+        if any(all(map(ne, o, v)) for o, v in zip(outputs, columns, strict=True)):
+            return [list(keys), *outputs], nonconforming, masked  # a column changed in every row
         differs: list[bool] = []
         for o, v in zip(outputs, columns, strict=True):
             differs = list(map(or_, differs, map(ne, o, v))) if differs else list(map(ne, o, v))
-        if all(differs):
-            return [list(keys), *outputs], nonconforming, masked
         return [list(compress(c, differs)) for c in (keys, *outputs)], nonconforming, masked
 
     def mask(self, rule: ColumnRule, values: Column, row_keys: Callable[[], list]) -> tuple[list, int]:
