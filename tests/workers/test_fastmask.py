@@ -61,7 +61,9 @@ tricky = st.sampled_from(
     ]
 )
 texts = st.one_of(st.text(max_size=80), st.text(alphabet=st.characters(max_codepoint=127), max_size=80))
-emails = st.from_regex(r"[A-Za-z0-9._%+\-!#$&'*/=?^`{|}~]{1,30}@[A-Za-z0-9\-.]{1,20}\.[A-Za-z]{1,8}", fullmatch=True)
+emails = st.from_regex(
+    r"[A-Za-z0-9._%+\-!#$&'*/=?^`{|}~]{1,30}@[A-Za-z0-9\-.]{1,20}\.[A-Za-z]{1,8}", fullmatch=True
+)
 phones = st.from_regex(r"\+?[0-9 ().\-/]{7,40}", fullmatch=True)
 refs = st.from_regex(r"[A-Za-z0-9\-_ .:/]{1,64}", fullmatch=True)
 values = st.lists(

@@ -159,17 +159,20 @@ static int column_read(Column *c, PyObject *values) {
         return -1;
     }
     PyObject **items = PySequence_Fast_ITEMS(seq);
-    for (Py_ssize_t i = 0; i < c->n; i++) {
+    int failed = 0;
+    for (Py_ssize_t i = 0; i < c->n && !failed; i++) {
         PyObject *v = items[i];
         Py_ssize_t len;
         c->len[i] = -1;
-        if (PyUnicode_CheckExact(v) && PyUnicode_IS_ASCII(v) && (len = PyUnicode_GET_LENGTH(v)) <= SLOT) {
+        if (!PyUnicode_CheckExact(v) || (failed = PyUnicode_READY(v)) < 0 || !PyUnicode_IS_ASCII(v)) continue;
+        if ((len = PyUnicode_GET_LENGTH(v)) <= SLOT) {
             memcpy(c->in + i * SLOT, PyUnicode_1BYTE_DATA(v), len);
             c->len[i] = len;
         }
     }
     Py_DECREF(seq);
-    return 0;
+    if (failed) column_free(c);
+    return failed;
 }
 
 static PyObject *column_result(Column *c) {

@@ -282,8 +282,8 @@ class ColumnMasker:
         if None not in values:
             deltas = self._deltas.get(max_days)
             if deltas is None:  # a shift's timedelta by index (a negative shift counts from the end)
-                days = [*range(max_days + 1), *range(-max_days, 0)]
-                deltas = self._deltas[max_days] = list(map(dt.timedelta, days))
+                every = [*range(max_days + 1), *range(-max_days, 0)]
+                deltas = self._deltas[max_days] = list(map(dt.timedelta, every))
             try:
                 return list(map(add, values, map(deltas.__getitem__, shifts))), 0
             except (TypeError, OverflowError):
