@@ -2,9 +2,9 @@
 
 Each batch is one transaction on one connection: `SELECT … FOR UPDATE`, masked in Python, `UPDATE`, COMMIT.
 A database thread does all the I/O (write batch n, commit, read batch n+2 on the same connection) and the
-worker's thread masks and builds each batch's UPDATE, so Python and the database run at the same time
-instead of taking turns (what the database thread does in Python between statements leaves the server
-idle, so it does as little as it can).
+worker's thread decodes the rows it read, masks them and builds the batch's UPDATE, so Python and the
+database run at the same time instead of taking turns (what the database thread does in Python between
+statements leaves the server idle, so it does as little as it can: it decodes only each batch's last key).
 Batches are written in key order and nothing commits after a failure, so a stop or an error leaves a
 masked key prefix of whole batches."""
 
@@ -58,7 +58,7 @@ class Pipeline:
         self.error: BaseException | None = None
 
     def run(self, p: PreparedTable) -> None:
-        fetched: queue.Queue[tuple[psycopg.Connection, list[tuple[Any, ...]]] | None] = queue.Queue()
+        fetched: queue.Queue[tuple[psycopg.Connection, psycopg.Cursor] | None] = queue.Queue()
         masked: queue.Queue[_Batch | None] = queue.Queue()
         self.error = None
         database = threading.Thread(
@@ -71,7 +71,8 @@ class Pipeline:
                 item = fetched.get()
                 if item is _END:
                     break
-                conn, rows = item
+                conn, cursor = item
+                rows = cursor.fetchall()  # the result is the cursor's: the database thread is done with it
                 batch = _Batch(conn, len(rows), self.mask(p, rows), p)
                 self.check()  # a stop while masking: this batch is dropped, the one being written finishes
                 masked.put(batch)
@@ -90,10 +91,12 @@ class Pipeline:
         def read(conn: psycopg.Connection) -> None:
             nonlocal after, more
             params = {"limit": self.batch_size, "after": after}
-            rows = conn.execute(p.select_first if after is None else p.select_next, params).fetchall()
-            if rows:
-                fetched.put((conn, rows))
-                after = rows[-1][0]
+            cursor = conn.execute(p.select_first if after is None else p.select_next, params)
+            if cursor.rowcount > 0:
+                cursor.scroll(cursor.rowcount - 1, "absolute")
+                after = cursor.fetchone()[0]  # type: ignore[index]
+                cursor.scroll(0, "absolute")
+                fetched.put((conn, cursor))
             else:
                 conn.rollback()
                 more = False
