@@ -4,7 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DATAJOBS := $(VENV)/bin/datajobs
-STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+# The install also compiles the masking worker's C helper: an edit of it reinstalls, as one of pyproject.toml.
+COMPILED := operator/datajobs/workers/_fastmask.c
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(COMPILED) | cksum | cut -d' ' -f1)
 RESULT_SCHEMA := operator/datajobs/core/result_schema.py
 GENERATED := crds charts/datajobs-operator/crds $(RESULT_SCHEMA)
 PYTEST_ARGS ?=
@@ -14,7 +16,7 @@ PYTEST_ARGS ?=
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(COMPILED)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev,workers]'

@@ -146,6 +146,28 @@ def test_app_image_commands_run_on_a_read_only_root(
     assert expect in proc.stdout
 
 
+def test_app_image_masks_with_the_compiled_helper(bundle: Path) -> None:
+    """The worker in the image has the C helper (built in the build stage, loaded on the runtime base) and
+    uses it; its output is algorithms.py's."""
+    probe = (
+        "from datajobs.workers import _fastmask, algorithms, batchmask; "
+        "print(_fastmask.__file__, batchmask.compiled is _fastmask, flush=True); "
+        "print(_fastmask.email(b'k', ['Ann.Lee@example.com'], True)[0] == algorithms.email(b'k', "
+        "'Ann.Lee@example.com'))"
+    )
+    proc = _run(bundle, ["python3", "-c", probe], name="dj-fastmask")
+    assert proc.returncode == 0, proc.stderr
+    where, uses = proc.stdout.splitlines()[0].split()
+    assert where.startswith("/opt/datajobs/lib/") and where.endswith(".so") and uses == "True", proc.stdout
+    assert proc.stdout.splitlines()[1] == "True", proc.stdout
+
+
+def test_app_image_has_no_compiler(bundle: Path) -> None:
+    """The compiler and headers were the build stage's: none reached the runtime image."""
+    for path in ("usr/bin/gcc", "usr/bin/cc", "usr/include/python3.11/Python.h", "usr/include/stdio.h"):
+        assert not (bundle / "rootfs" / path).exists(), path
+
+
 def test_app_image_is_65532_imports_every_module_and_cannot_write_its_root(bundle: Path) -> None:
     probe = (
         "import os; print(os.getuid(), os.getgid(), flush=True); "

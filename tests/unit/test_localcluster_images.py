@@ -58,7 +58,7 @@ def test_app_key_changes_with_each_file_the_build_reads(repo: Path, path: str) -
         f.write("\n# changed\n")
     after = image_keys(repo)
     assert after.app != before.app
-    assert (after.base, after.pause) == (before.base, before.pause)
+    assert (after.base, after.build_base, after.pause) == (before.base, before.build_base, before.pause)
 
 
 def test_a_new_source_file_and_an_exec_bit_change_the_app_key(repo: Path) -> None:
@@ -79,6 +79,7 @@ def test_a_new_source_file_and_an_exec_bit_change_the_app_key(repo: Path) -> Non
         ".venv/bin/python",
         "operator/datajobs/__pycache__/cli.cpython-311.pyc",
         "operator/datajobs_operator.egg-info/PKG-INFO",
+        "operator/datajobs/workers/_fastmask.cpython-311-x86_64-linux-gnu.so",  # built for the host's venv
     ],
 )
 def test_app_key_ignores_files_outside_the_context(repo: Path, path: str) -> None:
@@ -92,14 +93,21 @@ def test_app_key_ignores_files_outside_the_context(repo: Path, path: str) -> Non
 def test_base_and_pause_keys_follow_their_own_recipes(
     repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The base is keyed by its recipe alone; a changed base recipe rebuilds the app image too."""
+    """The bases are keyed by their recipe (and the build base by its packages too); a changed base
+    recipe rebuilds the app image too."""
     before = image_keys(repo)
+    assert before.build_base != before.base
     recipe = tmp_path / "image-base.sh"
     recipe.write_text(images.BASE_SCRIPT.read_text() + "\n# changed\n")
     monkeypatch.setattr(images, "BASE_SCRIPT", recipe)
     changed_base = image_keys(repo)
     assert changed_base.base != before.base and changed_base.app != before.app
+    assert changed_base.build_base != before.build_base
     assert changed_base.pause == before.pause
+    monkeypatch.setattr(images, "BUILD_PACKAGES", images.BUILD_PACKAGES + ",make")
+    more = image_keys(repo)
+    assert more.build_base != changed_base.build_base and more.app != changed_base.app
+    assert more.base == changed_base.base
 
     pause = tmp_path / "pause"
     shutil.copytree(images.PAUSE_SRC, pause)
@@ -113,7 +121,7 @@ def test_base_and_pause_keys_follow_their_own_recipes(
 def test_keys_are_stable_and_short(repo: Path) -> None:
     keys = image_keys(repo)
     assert keys == image_keys(repo)
-    assert all(len(k) == 16 and int(k, 16) >= 0 for k in (keys.base, keys.pause, keys.app))
+    assert all(len(k) == 16 and int(k, 16) >= 0 for k in (keys.base, keys.build_base, keys.pause, keys.app))
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,8 @@ from datajobs.workers.batchmask import ColumnMasker
 from datajobs.workers.rules import ColumnRule
 
 KEY = b"batch-test-key-0123456789"
-MASKER = ColumnMasker(KEY)
+MASKER = ColumnMasker(KEY)  # the compiled helper (test_fastmask.py fails when it is not built)
+PYTHON_MASKER = ColumnMasker(KEY, use_compiled=False)  # the paths of a tree run from source
 
 ascii_text = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=127), max_size=90)
 any_text = st.text(max_size=90)
@@ -53,16 +54,21 @@ def reference(rule: ColumnRule, values: list, row_keys: list[str]) -> tuple[list
     return out, bad
 
 
-def batch(rule: ColumnRule, values: list) -> tuple[list, int]:
+def batch(masker: ColumnMasker, rule: ColumnRule, values: list) -> tuple[list, int]:
     keys = [str(i) for i in range(len(values))]
-    return MASKER.mask(rule, tuple(values), lambda: [k.encode() for k in keys])
+    return masker.mask(rule, tuple(values), lambda: [k.encode() for k in keys])
 
 
 def check(rule: ColumnRule, values: list, whole: bool = False) -> None:
     keys = [str(i) for i in range(len(values))]
-    assert batch(rule, values) == reference(rule, values, keys)
-    if whole and values:  # the fast path really ran
-        assert MASKER._whole_column(rule, values) is not None
+    expected = reference(rule, values, keys)
+    assert MASKER.compiled is not None
+    assert batch(MASKER, rule, values) == expected
+    assert batch(PYTHON_MASKER, rule, values) == expected
+    if whole and values:  # the fast paths really ran
+        assert PYTHON_MASKER._whole_column(rule, values) is not None
+        if rule.algorithm != "date_shift":
+            assert None not in MASKER._compiled(rule, values)
 
 
 @settings(max_examples=300)
@@ -126,6 +132,7 @@ RULES = [
 def test_a_batch_is_the_rows_that_change_as_columns(values):
     rows = [(1000 + i, *v) for i, v in enumerate(values)]
     changed, nonconforming, masked = MASKER.mask_rows(RULES, rows)
+    assert PYTHON_MASKER.mask_rows(RULES, rows) == (changed, nonconforming, masked)
     # the worker's loop before batches: row by row, a row kept when any of its values changed
     expected, bad, count = [], Counter(), 0
     for row in rows:

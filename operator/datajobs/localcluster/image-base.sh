@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# The Python base image for local builds: Debian bookworm minbase with python3 and venv (the Dockerfile's
-# build stage makes its pip from ensurepip), as a docker-archive tar. images.py keys the cached base by
-# this file's content: change the recipe here and the base (and so the application image) is rebuilt.
+# The Python base images for local builds: Debian bookworm minbase with python3 and venv (the Dockerfile's
+# build stage makes its pip from ensurepip), as a docker-archive tar; the build stage's base adds the
+# packages named after the ref (a C compiler and the Python headers, for the masking worker's helper).
+# images.py keys each cached base by this file's content and those packages: change the recipe here and
+# the bases (and so the application image) are rebuilt.
 #
-#   image-base.sh <out.tar> <image-ref>
+#   image-base.sh <out.tar> <image-ref> [<extra-package>,...]
 set -euo pipefail
-out=${1:?usage: image-base.sh <out.tar> <image-ref>}
-ref=${2:?usage: image-base.sh <out.tar> <image-ref>}
+out=${1:?usage: image-base.sh <out.tar> <image-ref> [<extra-package>,...]}
+ref=${2:?usage: image-base.sh <out.tar> <image-ref> [<extra-package>,...]}
 suite=bookworm
-packages=python3,python3-venv,ca-certificates
+packages=python3,python3-venv,ca-certificates${3:+,$3}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/datajobs-base.XXXXXX")
 trap 'rm -rf "$work"' EXIT

@@ -4,9 +4,11 @@
 #
 #   image-build.sh install                                  install the Debian packages the builds need
 #   image-build.sh pause <src-dir> <out.tar> <ref>          static pause binary -> docker-archive tar
-#   image-build.sh app <repo> <base.tar> <base-ref> <out.tar> <ref> <store>
-#                                                           `buildah bud` of <repo>/Dockerfile on the base,
-#                                                           its steps cached in the buildah store <store>
+#   image-build.sh app <repo> <base.tar> <base-ref> <build.tar> <build-ref> <out.tar> <ref> <store>
+#                                                           `buildah bud` of <repo>/Dockerfile: its build
+#                                                           stage on the build base (with a compiler), the
+#                                                           runtime on the base, its steps cached in the
+#                                                           buildah store <store>
 #   image-build.sh clean-store <store>                      remove a buildah store
 # Tars are written to <out>.tmp.<pid> and renamed, so a cached tar is always complete.
 set -euo pipefail
@@ -55,12 +57,14 @@ pause() {
 }
 
 app() {
-  local repo=${1:?repo} base_tar=${2:?base} base_ref=${3:?base-ref} out=${4:?out} ref=${5:?ref}
-  local store=${6:?store}
+  local repo=${1:?repo} base_tar=${2:?base} base_ref=${3:?base-ref} build_tar=${4:?build} build_ref=${5:?build-ref}
+  local out=${6:?out} ref=${7:?ref} store=${8:?store}
   local b=(buildah --root "$store/root" --runroot "$store/run" --storage-driver overlay)
   prepare_store "$store"
   "${b[@]}" inspect --type image "$base_ref" >/dev/null 2>&1 \
     || "${b[@]}" pull --quiet "docker-archive:$base_tar" >/dev/null
+  "${b[@]}" inspect --type image "$build_ref" >/dev/null 2>&1 \
+    || "${b[@]}" pull --quiet "docker-archive:$build_tar" >/dev/null
   # The build's RUN steps trust the CAs this host trusts (a TLS-inspecting proxy's, say) when they fetch
   # from the package index; the bundle is mounted for the build only, never copied into the image.
   local trust=()
@@ -69,7 +73,7 @@ app() {
   fi
   # --layers: the store keeps each step's result, so a source edit reuses the dependencies' layer.
   "${b[@]}" bud --isolation chroot --pull-never --layers "${trust[@]}" \
-    --build-arg "PYTHON_IMAGE=$base_ref" --tag "$ref" --file "$repo/Dockerfile" "$repo"
+    --build-arg "PYTHON_IMAGE=$base_ref" --build-arg "BUILD_IMAGE=$build_ref" --tag "$ref" --file "$repo/Dockerfile" "$repo"
   rm -f "$out.tmp.$$"
   "${b[@]}" push --quiet "$ref" "docker-archive:$out.tmp.$$:$ref"
   mv -f "$out.tmp.$$" "$out"

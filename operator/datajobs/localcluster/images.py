@@ -3,8 +3,9 @@
 `ensure_images()` returns docker-archive tars (for `ctr -n k8s.io images import`) and their refs, building
 what is missing into ~/.cache/datajobs/images/ (or $DATAJOBS_CACHE/images/) under a file lock. Each tar is
 named by a key hashed from everything its build reads, so a changed source gives a new image and a stale
-one is never reused. The heavy steps live in image-base.sh (the Debian Python base: slow, keyed apart,
-rarely rebuilt) and image-build.sh (pause, and `buildah bud` of the Dockerfile on that base).
+one is never reused. The heavy steps live in image-base.sh (the Debian Python bases, the runtime's and the
+build stage's with a C compiler: slow, keyed apart, rarely rebuilt) and image-build.sh (pause, and
+`buildah bud` of the Dockerfile on those bases).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ PAUSE_SRC = HERE / "pause"
 DEFAULT_REPO = HERE.parents[2]
 
 BASE_REPO = "localhost/datajobs/python-base"
+BUILD_BASE_REPO = "localhost/datajobs/python-build-base"
+BUILD_PACKAGES = "gcc,libc6-dev,python3-dev"
+"""What the Dockerfile's build stage adds to the base: it compiles the masking worker's C helper."""
 PAUSE_REPO = "localhost/datajobs/pause"
 APP_REPO = "localhost/datajobs/datajobs-operator"
 KEEP = 6
@@ -61,6 +65,7 @@ class Keys:
     """Content keys: each changes exactly when something its build reads changes."""
 
     base: str
+    build_base: str
     pause: str
     app: str
 
@@ -90,9 +95,12 @@ def _files(root: Path, rel_paths: Iterable[str], label: str) -> list[tuple[str, 
 
 
 def image_keys(repo_root: Path = DEFAULT_REPO) -> Keys:
-    """The three keys, from the base recipe, the pause sources, and the Dockerfile with its build context."""
+    """The keys, from the base recipe (and the build base's packages), the pause sources, and the Dockerfile
+    with its build context."""
     machine = [("machine", platform.machine().encode())]
-    base = _digest([*machine, *_files(BASE_SCRIPT.parent, [BASE_SCRIPT.name], "recipe")])
+    recipe = _files(BASE_SCRIPT.parent, [BASE_SCRIPT.name], "recipe")
+    base = _digest([*machine, *recipe])
+    build_base = _digest([*machine, *recipe, ("packages", BUILD_PACKAGES.encode())])
     build_script = _files(BUILD_SCRIPT.parent, [BUILD_SCRIPT.name], "recipe")
     if not PAUSE_SRC.is_dir():
         raise ImagesError(f"no pause sources in {PAUSE_SRC}: the images are built from a checkout")
@@ -104,12 +112,13 @@ def image_keys(repo_root: Path = DEFAULT_REPO) -> Keys:
         [
             *machine,
             ("base", base.encode()),
+            ("build_base", build_base.encode()),
             *build_script,
             *_files(repo_root, build_files, "build"),
             *_files(repo_root, context_files(repo_root), "context"),
         ]
     )
-    return Keys(base=base, pause=pause, app=app)
+    return Keys(base=base, build_base=build_base, pause=pause, app=app)
 
 
 @dataclass(frozen=True)
@@ -121,7 +130,7 @@ class _Plan:
         return self.directory / f"{kind}-{getattr(self.keys, kind)}.tar"
 
     def ref(self, kind: str) -> str:
-        repo = {"base": BASE_REPO, "pause": PAUSE_REPO, "app": APP_REPO}[kind]
+        repo = {"base": BASE_REPO, "build_base": BUILD_BASE_REPO, "pause": PAUSE_REPO, "app": APP_REPO}[kind]
         return f"{repo}:{getattr(self.keys, kind)}"
 
     def images(self) -> Images:
@@ -165,6 +174,9 @@ def _build_missing(plan: _Plan, repo_root: Path, env: dict[str, str]) -> None:
     if "app" in todo:
         if not plan.tar("base").is_file():
             _run(plan, "base", [str(plan.tar("base")), plan.ref("base")], env, script=BASE_SCRIPT)
+        if not plan.tar("build_base").is_file():
+            args = [str(plan.tar("build_base")), plan.ref("build_base"), BUILD_PACKAGES]
+            _run(plan, "build_base", args, env, script=BASE_SCRIPT)
         # buildah's store keeps the build's cached steps between builds, used by one build at a time (the
         # lock); stores of the earlier one-per-build layout whose owner is gone are removed.
         for stale in [s for s in plan.directory.glob("store*") if not _owner_alive(s)]:
@@ -173,12 +185,15 @@ def _build_missing(plan: _Plan, repo_root: Path, env: dict[str, str]) -> None:
             str(repo_root),
             str(plan.tar("base")),
             plan.ref("base"),
+            str(plan.tar("build_base")),
+            plan.ref("build_base"),
             str(plan.tar("app")),
             plan.ref("app"),
         ]
         _run(plan, "app", ["app", *args, str(plan.directory / "buildah")], env)
         os.utime(plan.tar("base"))
-    for kind in ("base", "pause", "app"):
+        os.utime(plan.tar("build_base"))
+    for kind in ("base", "build_base", "pause", "app"):
         _prune(plan.directory, kind, keep=plan.tar(kind))
         _prune(plan.directory, kind, keep=plan.tar(kind).with_suffix(".log"), ext="log")
 
@@ -189,7 +204,7 @@ def _run(plan: _Plan, step: str, args: list[str], env: dict[str, str], script: P
     key = getattr(plan.keys, step, None)
     build_log = plan.directory / (f"{step}-{key}.log" if key else f"{step}.log")
     started = time.monotonic()
-    if step in ("base", "app", "pause"):
+    if step in ("base", "build_base", "app", "pause"):
         log.warning("building the %s image (log: %s)", step, build_log)
     with build_log.open("w") as sink:
         # In a session of its own, so that an interrupted caller (Ctrl-C, a test timeout) stops the whole
@@ -211,7 +226,7 @@ def _run(plan: _Plan, step: str, args: list[str], env: dict[str, str], script: P
             f"the {step} step of the image build failed (exit {proc.returncode}); last lines of "
             f"{build_log}:\n{_tail(build_log)}"
         )
-    if step in ("base", "app", "pause"):
+    if step in ("base", "build_base", "app", "pause"):
         log.info("built the %s image in %.1f s", step, time.monotonic() - started)
 
 

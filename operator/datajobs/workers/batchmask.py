@@ -1,9 +1,10 @@
-"""The masking algorithms over a batch, column by column: algorithms.py's outputs, a few C calls per value.
+"""The masking algorithms over a batch, column by column: algorithms.py's outputs, one C call per column.
 
-Values the fast paths do not cover (non-ASCII, longer than one BLAKE2b block, anything odd) go through
-algorithms.py one by one, so every output is exactly the per-value function's (proven by property tests).
-The character-class rewrite of a whole column is one big-integer pass over all its values, joined by NUL
-(which PostgreSQL text never holds)."""
+The compiled helper (`_fastmask.c`) masks a whole column per call where it is installed; without it (a
+tree run from source) the Python paths below do, a few C calls per value: the character-class rewrite of
+a whole column is one big-integer pass over all its values, joined by NUL (which PostgreSQL text never
+holds). Values either does not cover (non-ASCII, longer than one BLAKE2b block, anything odd) go through
+algorithms.py one by one, so every output is exactly the per-value function's (proven by property tests)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,11 @@ from typing import Any
 
 from datajobs.workers import algorithms
 from datajobs.workers.rules import Algorithm, ColumnRule
+
+try:
+    from datajobs.workers import _fastmask as compiled
+except ImportError:  # not built (a tree run from source): the Python paths
+    compiled = None  # type: ignore[assignment]
 
 BLOCK = 64  # one BLAKE2b digest: values up to this many characters need a single hash
 _COPY, _UPDATE, _DIGEST = hashlib.blake2b.copy, hashlib.blake2b.update, hashlib.blake2b.digest
@@ -46,11 +52,13 @@ class ColumnMasker:
 
     An output is the masked value, None for NULL, or the value itself where it does not conform."""
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, use_compiled: bool = True) -> None:
         self.key = key
+        self.compiled = compiled if use_compiled else None
         self._keyed = hashlib.blake2b(key=key, digest_size=BLOCK)
         self._labelled: dict[str, Any] = {}
         self._layouts: dict[bytes, tuple[Callable[[bytes], tuple[bytes, ...]], bytes]] = {}
+        self._deltas: dict[int, list[dt.timedelta]] = {}
 
     def digests(self, label: str, messages: Sequence[bytes]) -> list[bytes]:
         """`algorithms._keyed_bytes(key, label, m, 64)` for each message (UTF-8 bytes)."""
@@ -68,11 +76,14 @@ class ColumnMasker:
         """Rows (key, then one value per rule) -> the rows some value of which changed, as columns (key
         column first), the non-conforming values per rule, and how many values were masked."""
         keys, *columns = zip(*rows, strict=True)
-        row_keys: list[bytes] = []
+        row_keys: list = []
 
-        def encoded_keys() -> list[bytes]:  # what date_shift is keyed on: the row key as text
+        def encoded_keys() -> list:  # what date_shift is keyed on: the row key as text
             if not row_keys:
-                row_keys.extend(map(str.encode, map(str, keys)))
+                if self.compiled is not None and set(map(type, keys)) <= {int, str}:
+                    row_keys.extend(keys)  # the helper takes these as they are (an int as str(int))
+                else:
+                    row_keys.extend(map(str.encode, map(str, keys)))
             return row_keys
 
         nonconforming, outputs, masked = [], [], 0
@@ -81,16 +92,18 @@ class ColumnMasker:
             masked += len(values) - values.count(None) - bad
             nonconforming.append(bad)
             outputs.append(out)
+        if any(all(map(ne, o, v)) for o, v in zip(outputs, columns, strict=True)):
+            return [list(keys), *outputs], nonconforming, masked  # a column changed in every row
         differs: list[bool] = []
         for o, v in zip(outputs, columns, strict=True):
             differs = list(map(or_, differs, map(ne, o, v))) if differs else list(map(ne, o, v))
-        if all(differs):
-            return [list(keys), *outputs], nonconforming, masked
         return [list(compress(c, differs)) for c in (keys, *outputs)], nonconforming, masked
 
-    def mask(self, rule: ColumnRule, values: Column, row_keys: Callable[[], list[bytes]]) -> tuple[list, int]:
+    def mask(self, rule: ColumnRule, values: Column, row_keys: Callable[[], list]) -> tuple[list, int]:
         if rule.algorithm is Algorithm.DATE_SHIFT:
             return self._date_shift(values, row_keys(), rule.max_days)
+        if self.compiled is not None:
+            return self._finish(rule, values, self._compiled(rule, values))
         whole = self._whole_column(rule, values)
         if whole is not None:
             return whole, 0
@@ -104,6 +117,8 @@ class ColumnMasker:
 
     def _finish(self, rule: ColumnRule, values: Column, out: list) -> tuple[list, int]:
         """Where the fast path left a value (None), the per-value function decides."""
+        if None not in out:
+            return out, 0
         bad = 0
         for i, (v, o) in enumerate(zip(values, out, strict=True)):
             if o is None and v is not None:
@@ -113,6 +128,15 @@ class ColumnMasker:
                     out[i] = v
                     bad += 1
         return out, bad
+
+    def _compiled(self, rule: ColumnRule, values: Column) -> list:
+        """The compiled helper's outputs for a text column: None where it leaves a value to algorithms.py."""
+        assert self.compiled is not None
+        if rule.algorithm is Algorithm.HASH:
+            return self.compiled.hash_identifier(self.key, values)
+        if rule.algorithm is Algorithm.EMAIL:
+            return self.compiled.email(self.key, values, rule.keep_domain)
+        return self.compiled.phone(self.key, values, rule.keep_leading_digits)
 
     # --- a whole text column at once, when every value is ASCII, short enough and conforming -----------
 
@@ -244,18 +268,24 @@ class ColumnMasker:
 
     # --- date_shift ----------------------------------------------------------------------------------
 
-    def day_shifts(self, row_keys: list[bytes], max_days: int) -> list[int]:
-        """`algorithms.date_shift_days` of each row key (UTF-8 bytes)."""
+    def day_shifts(self, row_keys: list, max_days: int) -> list[int]:
+        """`algorithms.date_shift_days` of each row key (UTF-8 bytes; with the helper, str or int too)."""
+        if self.compiled is not None:
+            return self.compiled.day_shifts(self.key, row_keys, max_days)
         heads = b"".join(map(_HEAD8, self.digests("date_shift", row_keys)))
         numbers = map(mod, struct.unpack(f">{len(row_keys)}Q", heads), repeat(2 * max_days))
         days = list(map(sub, numbers, repeat(max_days)))  # in [-max_days, max_days): skip 0
         return list(map(add, days, map(ge, days, repeat(0))))
 
-    def _date_shift(self, values: Column, row_keys: list[bytes], max_days: int) -> tuple[list, int]:
+    def _date_shift(self, values: Column, row_keys: list, max_days: int) -> tuple[list, int]:
         shifts = self.day_shifts(row_keys, max_days)
         if None not in values:
+            deltas = self._deltas.get(max_days)
+            if deltas is None:  # a shift's timedelta by index (a negative shift counts from the end)
+                every = [*range(max_days + 1), *range(-max_days, 0)]
+                deltas = self._deltas[max_days] = list(map(dt.timedelta, every))
             try:
-                return list(map(add, values, map(dt.timedelta, shifts))), 0
+                return list(map(add, values, map(deltas.__getitem__, shifts))), 0
             except (TypeError, OverflowError):
                 pass  # a value that is not a date, or leaves the calendar: one by one
         out: list = list(values)

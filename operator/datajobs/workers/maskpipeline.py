@@ -2,7 +2,9 @@
 
 Each batch is one transaction on one connection: `SELECT … FOR UPDATE`, masked in Python, `UPDATE`, COMMIT.
 A database thread does all the I/O (write batch n, commit, read batch n+2 on the same connection) and the
-worker's thread only masks, so Python and the database run at the same time instead of taking turns.
+worker's thread decodes the rows it read, masks them and builds the batch's UPDATE, so Python and the
+database run at the same time instead of taking turns (what the database thread does in Python between
+statements leaves the server idle, so it does as little as it can: it decodes only each batch's last key).
 Batches are written in key order and nothing commits after a failure, so a stop or an error leaves a
 masked key prefix of whole batches."""
 
@@ -26,10 +28,12 @@ Committed = Callable[[int, Counter[str], int], None]  # (rows, non-conforming, v
 
 
 class _Batch:
-    __slots__ = ("conn", "masked", "rows")
+    __slots__ = ("conn", "masked", "rows", "statement")
 
-    def __init__(self, conn: psycopg.Connection, rows: int, masked: Masked) -> None:
+    def __init__(self, conn: psycopg.Connection, rows: int, masked: Masked, p: PreparedTable) -> None:
         self.conn, self.rows, self.masked = conn, rows, masked
+        changed = masked[0]
+        self.statement = p.writer.statement(changed) if changed[0] else None
 
 
 _END = None  # no more batches to mask: the table is done, or the database thread failed
@@ -54,7 +58,7 @@ class Pipeline:
         self.error: BaseException | None = None
 
     def run(self, p: PreparedTable) -> None:
-        fetched: queue.Queue[tuple[psycopg.Connection, list[tuple[Any, ...]]] | None] = queue.Queue()
+        fetched: queue.Queue[tuple[psycopg.Connection, psycopg.Cursor] | None] = queue.Queue()
         masked: queue.Queue[_Batch | None] = queue.Queue()
         self.error = None
         database = threading.Thread(
@@ -67,8 +71,9 @@ class Pipeline:
                 item = fetched.get()
                 if item is _END:
                     break
-                conn, rows = item
-                batch = _Batch(conn, len(rows), self.mask(p, rows))
+                conn, cursor = item
+                rows = cursor.fetchall()  # the result is the cursor's: the database thread is done with it
+                batch = _Batch(conn, len(rows), self.mask(p, rows), p)
                 self.check()  # a stop while masking: this batch is dropped, the one being written finishes
                 masked.put(batch)
         finally:
@@ -86,10 +91,12 @@ class Pipeline:
         def read(conn: psycopg.Connection) -> None:
             nonlocal after, more
             params = {"limit": self.batch_size, "after": after}
-            rows = conn.execute(p.select_first if after is None else p.select_next, params).fetchall()
-            if rows:
-                fetched.put((conn, rows))
-                after = rows[-1][0]
+            cursor = conn.execute(p.select_first if after is None else p.select_next, params)
+            if cursor.rowcount > 0:
+                cursor.scroll(cursor.rowcount - 1, "absolute")
+                after = cursor.fetchone()[0]  # type: ignore[index]
+                cursor.scroll(0, "absolute")
+                fetched.put((conn, cursor))
             else:
                 conn.rollback()
                 more = False
@@ -103,9 +110,9 @@ class Pipeline:
                 # a stop that came while the previous batch was written: that batch was the one in
                 # progress; this one, masked meanwhile, is dropped (a graceful stop finishes one batch)
                 self.check()
-                changed, bad, values = batch.masked
-                if changed[0]:
-                    batch.conn.execute(*p.writer.statement(changed))
+                _, bad, values = batch.masked
+                if batch.statement is not None:
+                    batch.conn.execute(*batch.statement)
                 batch.conn.commit()
                 self.committed(batch.rows, bad, values)
                 if more:
