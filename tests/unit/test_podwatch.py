@@ -97,3 +97,18 @@ def test_a_broken_watch_or_a_server_error_resumes_from_the_last_revision_after_a
     run(inf, "10")
     assert io.asked == ["10", "11", "11", "14"]
     assert seen == [("ADDED", "a"), ("ADDED", "b")] and lists == []
+
+
+def test_a_watch_that_ends_at_once_with_nothing_backs_off_instead_of_spinning():
+    io = ScriptedWatches([[], [], [{"type": "ADDED", "object": pod("a", 11)}]])
+    inf, seen, lists = informer(io)
+    slept: list[float] = []
+    assert lists == []
+
+    async def sleep(delay: float) -> None:
+        slept.append(delay)
+
+    inf.backoff, inf.sleep = Backoff(base=1.0, cap=8.0, jitter=0.0), sleep
+    run(inf, "10")
+    assert slept == [1.0, 2.0]  # after each empty watch, doubling; the third delivered an event
+    assert io.asked == ["10", "10", "10", "11"] and seen == [("ADDED", "a")]

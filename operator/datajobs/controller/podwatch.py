@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
@@ -19,6 +20,7 @@ from datajobs.core.backoff import Backoff
 
 log = logging.getLogger("datajobs.operator")
 WATCH_RETRY = Backoff(base=0.5, cap=30.0)
+SHORT_WATCH_SECONDS = 1.0  # a watch that ends sooner with no events is a failure (client-go's rule too)
 
 
 class PodWatchIO(Protocol):
@@ -39,6 +41,7 @@ class PodInformer:
         relist: Callable[[str | None], Awaitable[str]],
         on_event: Callable[[str, dict[str, Any]], None],
         backoff: Backoff = WATCH_RETRY,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.io = io
         self.namespace = namespace
@@ -46,6 +49,7 @@ class PodInformer:
         self.relist = relist
         self.on_event = on_event
         self.backoff = backoff
+        self.sleep = sleep
         self.resource_version = ""
         self.watches = 0  # watches opened (for tests and logs)
 
@@ -56,7 +60,12 @@ class PodInformer:
             try:
                 if not self.resource_version:
                     self.resource_version = await self.relist(self.namespace)
-                await self._watch_once()
+                started = time.monotonic()
+                events = await self._watch_once()
+                if events == 0 and time.monotonic() - started < SHORT_WATCH_SECONDS:
+                    # ended at once with nothing in it (the server's storage away, say): like client-go's
+                    # reflector, take it as a failure and back off rather than ask again in a tight loop
+                    raise ApiError(503, "the watch ended at once with no events")
                 failures = 0  # the server ended the watch: open it again from where it was
             except Expired:
                 log.info("pod watch (%s): its revision expired; listing again", self._scope)
@@ -65,14 +74,16 @@ class PodInformer:
                 delay = self.backoff.delay(failures)
                 failures += 1
                 log.warning("pod watch (%s) broke, again in %.1fs: %s", self._scope, delay, exc)
-                await asyncio.sleep(delay)
+                await self.sleep(delay)
 
     @property
     def _scope(self) -> str:
         return self.namespace or "all namespaces"
 
-    async def _watch_once(self) -> None:
+    async def _watch_once(self) -> int:
+        """One watch, to its end; how many events it delivered (bookmarks included)."""
         self.watches += 1
+        events = 0
         async for event in self.io.watch_pods(self.namespace, self.selector, self.resource_version):
             kind, obj = event.get("type"), event.get("object") or {}
             if kind == "ERROR":
@@ -81,5 +92,7 @@ class PodInformer:
             self.resource_version = str((obj.get("metadata") or {}).get("resourceVersion") or "")
             if not self.resource_version:
                 raise ApiError(500, f"a {kind} event without a resourceVersion")
+            events += 1
             if kind in ("ADDED", "MODIFIED", "DELETED"):
                 self.on_event(kind, obj)
+        return events
