@@ -103,7 +103,6 @@ def test_a_watch_that_ends_at_once_with_nothing_backs_off_instead_of_spinning():
     io = ScriptedWatches([[], [], [{"type": "ADDED", "object": pod("a", 11)}]])
     inf, seen, lists = informer(io)
     slept: list[float] = []
-    assert lists == []
 
     async def sleep(delay: float) -> None:
         slept.append(delay)
@@ -112,3 +111,4 @@ def test_a_watch_that_ends_at_once_with_nothing_backs_off_instead_of_spinning():
     run(inf, "10")
     assert slept == [1.0, 2.0]  # after each empty watch, doubling; the third delivered an event
     assert io.asked == ["10", "10", "10", "11"] and seen == [("ADDED", "a")]
+    assert lists == []  # an empty watch is no reason to list
