@@ -70,10 +70,17 @@ class PodInformer:
             except Expired:
                 log.info("pod watch (%s): its revision expired; listing again", self._scope)
                 self.resource_version = ""
-            except (ApiError, *CONNECTION_ERRORS) as exc:
+            except Exception as exc:  # anything else too: a dead informer would leave the view stale
                 delay = self.backoff.delay(failures)
                 failures += 1
-                log.warning("pod watch (%s) broke, again in %.1fs: %s", self._scope, delay, exc)
+                expected = isinstance(exc, (ApiError, *CONNECTION_ERRORS))
+                log.warning(
+                    "pod watch (%s) broke, again in %.1fs: %s",
+                    self._scope,
+                    delay,
+                    exc,
+                    exc_info=None if expected else exc,
+                )
                 await self.sleep(delay)
 
     @property
