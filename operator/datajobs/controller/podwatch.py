@@ -51,7 +51,6 @@ class PodInformer:
         self.backoff = backoff
         self.sleep = sleep
         self.resource_version = ""
-        self.watches = 0  # watches opened (for tests and logs)
 
     async def run(self, resource_version: str) -> None:
         self.resource_version = resource_version
@@ -89,7 +88,6 @@ class PodInformer:
 
     async def _watch_once(self) -> int:
         """One watch, to its end; how many events it delivered (bookmarks included)."""
-        self.watches += 1
         events = 0
         async for event in self.io.watch_pods(self.namespace, self.selector, self.resource_version):
             kind, obj = event.get("type"), event.get("object") or {}
