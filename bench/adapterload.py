@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,15 +69,34 @@ class AdapterLoad:
         await run_concurrently(names, visible, 16)
 
     async def level(
-        self, clients: int, raw_names: list[str], adapter_names: list[str], settle: float
+        self,
+        clients: int,
+        raw_names: list[str],
+        adapter_names: list[str],
+        settle: float,
+        quiet: Callable[[], Awaitable[None]],
     ) -> dict[str, Any]:
-        raw = await self._raw(raw_names, clients)
-        await self._settle(raw_names, settle)
-        adapter = await self._adapter(adapter_names, clients)
-        await self._settle(adapter_names, settle)
+        """Raw and adapter batches in ABBA order, each from a quiet cluster: a drift hits both alike."""
+        half_raw, half_adapter = len(raw_names) // 2, len(adapter_names) // 2
+        batches = [
+            ("raw", raw_names[:half_raw]),
+            ("adapter", adapter_names[:half_adapter]),
+            ("adapter", adapter_names[half_adapter:]),
+            ("raw", raw_names[half_raw:]),
+        ]
+        runs: dict[str, list[dict[str, Any]]] = {"raw": [], "adapter": []}
+        for who, batch in batches:
+            if not batch:
+                continue
+            await quiet()
+            run = self._raw if who == "raw" else self._adapter
+            runs[who].append(await run(batch, clients))
+            await self._settle(batch, settle)
+        raw, adapter = _pooled(runs["raw"]), _pooled(runs["adapter"])
         return {
             "clients": clients,
             "requests": len(adapter_names),
+            "order": "raw, adapter, adapter, raw (each batch after the cluster went quiet)",
             "raw": raw,
             "adapter": adapter,
             "throughput_ratio": ratio(adapter["per_s"], raw["per_s"]),
@@ -97,7 +117,7 @@ class AdapterLoad:
             latencies.append(time.monotonic() - t)
 
         wall = await run_concurrently(names, one, clients)
-        return {"per_s": round(len(names) / wall, 1), "errors": errors, **summary_ms(latencies)}
+        return {"wall": wall, "latencies": latencies, "errors": errors, "error_kinds": {}}
 
     async def _adapter(self, names: list[str], clients: int) -> dict[str, Any]:
         latencies: list[float] = []
@@ -116,15 +136,27 @@ class AdapterLoad:
             latencies.append(time.monotonic() - t)
 
         wall = await run_concurrently(names, one, clients)
-        return {
-            "per_s": round(len(names) / wall, 1),
-            "errors": sum(errors.values()),
-            "error_kinds": errors,
-            **summary_ms(latencies),
-        }
+        return {"wall": wall, "latencies": latencies, "errors": sum(errors.values()), "error_kinds": errors}
 
     async def _settle(self, names: list[str], within: float) -> None:
         """Let the operator finish stopping these jobs, so one batch's aftermath never slows the next."""
         await wait_all(
             names, lambda n: self.jobs.reached(n, "CANCELLED") is not None, "reached CANCELLED", within
         )
+
+
+def _pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One figure for several batches: requests over their summed wall time, latencies pooled."""
+    latencies = [x for r in runs for x in r["latencies"]]
+    wall = sum(r["wall"] for r in runs)
+    kinds: dict[str, int] = {}
+    for r in runs:
+        for k, v in r["error_kinds"].items():
+            kinds[k] = kinds.get(k, 0) + v
+    return {
+        "per_s": round(len(latencies) / wall, 1) if wall else 0.0,
+        "errors": sum(r["errors"] for r in runs),
+        "error_kinds": kinds,
+        "batches_per_s": [round(len(r["latencies"]) / r["wall"], 1) for r in runs if r["wall"]],
+        **summary_ms(latencies),
+    }

@@ -72,6 +72,16 @@ class Kapi:
                 raise ApiError(resp.status, raw.decode(errors="replace"), f"{method} {path}")
         return json.loads(raw) if raw else None
 
+    async def get_bytes(self, path: str, params: dict[str, str], within: float) -> bytes:
+        """GET a non-JSON resource (a profile) as it comes."""
+        async with self.session.get(
+            self.server + path, params=params, timeout=aiohttp.ClientTimeout(total=within)
+        ) as resp:
+            raw = await resp.read()
+            if resp.status >= 300:
+                raise ApiError(resp.status, raw.decode(errors="replace"), f"GET {path}")
+        return raw
+
     async def create(self, collection: str, body: dict[str, Any]) -> Any:
         return await self.request("POST", collection, body)
 

@@ -24,6 +24,7 @@ from bench import environment, report
 from bench.adapterload import AdapterLoad
 from bench.cancel import cancel_ours, suspend_peer
 from bench.dispatch import dispatch, names
+from bench.gopprof import GoProfiler
 from bench.kapi import Kapi
 from bench.metrics import Scraper, delta, summarise_apiserver, summarise_operator
 from bench.objects import batch_job, ij_collection, integrity_job, job_collection, pod_collection
@@ -79,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", type=Path, help="state directory (default: a new temp dir, removed after)")
     p.add_argument("--keep", action="store_true", help="keep the state directory (logs) after the run")
     p.add_argument("--profile", action="store_true", help="py-spy the operator (and adapter) per phase")
+    p.add_argument(
+        "--apiserver-pprof", action="store_true", help="CPU-profile kube-apiserver per phase (go tool pprof)"
+    )
     p.add_argument("--nodes", type=int, default=2, help="kwok fake nodes (11,000 pods each)")
     p.add_argument(
         "--operator-arg",
@@ -116,8 +120,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
 class Runner:
     """Runs the phases against one Stack, recording each phase's CPU by component (and profiles)."""
 
-    def __init__(self, stack: Stack, api: Kapi, settings: Settings, out: Path, profile: bool) -> None:
+    def __init__(
+        self, stack: Stack, api: Kapi, settings: Settings, out: Path, profile: bool, pprof: bool = False
+    ) -> None:
         self.stack = stack
+        self.pprof = pprof
         self.api = api
         self.s = settings
         self.out = out
@@ -139,6 +146,8 @@ class Runner:
             if self.profile
             else []
         )
+        pprof_path = self.out / f"pprof-{name}-kube-apiserver"
+        apiserver = GoProfiler(self.api, pprof_path).start() if self.pprof else None
         api_before, op_before = await self.scraper.snapshot()
         cpu = PhaseCpu(pids).start()
         started = time.monotonic()
@@ -153,6 +162,8 @@ class Runner:
             for target, profiler in profilers:
                 self.results["profiles"][f"{name}/{target}"] = profiler.stop()
         api_after, op_after = await self.scraper.snapshot()
+        if apiserver is not None:  # after the counters: stop() lets the window in flight finish
+            self.results["profiles"][f"{name}/kube-apiserver"] = await apiserver.stop()
         record["api_requests"] = summarise_apiserver(delta(api_before, api_after))
         record["operator_metrics"] = summarise_operator(delta(op_before, op_after))
         self.stack.check_alive()
@@ -284,7 +295,8 @@ class Runner:
             for i, clients in enumerate(levels):
                 chunk = pool[2 * k * i : 2 * k * (i + 1)]
                 async with self.phase(f"adapter-{clients}", ("operator", "adapter")):
-                    rows.append(await load.level(clients, chunk[:k], chunk[k:], settle=120 + k * 0.5))
+                    level = load.level(clients, chunk[:k], chunk[k:], settle=120 + k * 0.5, quiet=self.settle)
+                    rows.append(await level)
         await self.cleanup(NS_ADAPTER, ij_collection(NS_ADAPTER))
         return {"levels": rows}
 
@@ -310,13 +322,13 @@ def cost(phase: dict[str, Any], count: int, controller: str) -> dict[str, Any]:
 
 
 async def _bench(
-    stack: Stack, settings: Settings, out: Path, profile: bool, skip: Sequence[str]
+    stack: Stack, settings: Settings, out: Path, profile: bool, skip: Sequence[str], pprof: bool = False
 ) -> dict[str, Any]:
     assert stack.cluster is not None
     pki = stack.cluster.pki
     async with Kapi(stack.cluster.server, pki.ca_cert, pki.admin_cert, pki.admin_key) as api:
         kube = (await api.request("GET", "/version"))["gitVersion"]
-        runner = Runner(stack, api, settings, out, profile)
+        runner = Runner(stack, api, settings, out, profile, pprof)
         results = await runner.run(skip)
         results["versions"] = environment.versions(kube)
         return results
@@ -351,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         stack.start()
         meta["control_plane_startup_s"] = round(stack.cluster.startup_seconds, 1) if stack.cluster else None
-        results = asyncio.run(_bench(stack, settings, out, args.profile, args.skip))
+        results = asyncio.run(_bench(stack, settings, out, args.profile, args.skip, args.apiserver_pprof))
         failed = False
     finally:
         stack.stop()

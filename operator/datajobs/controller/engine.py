@@ -148,7 +148,7 @@ class Engine:
             for namespace in self.config.namespaces or (None,):
                 await self._relist_namespace(namespace)
             for uid in list(self.store.jobs):
-                self.work.add(uid)
+                self.work.add(uid, background=True)
             for kind in KINDS:
                 self._schedule(kind.kind)
             metrics.RELISTS.inc()
@@ -167,7 +167,7 @@ class Engine:
         async for pods, page_rv in self.io.pod_pages(namespace, WORKER_POD_SELECTOR):
             pods_rv = page_rv
             for pod in pods:
-                self._pod_event(None, pod)
+                self._pod_event(None, pod, background=True)
                 pod_uids.add(pod["metadata"]["uid"])
         for pod in self.store.vanished_pods(namespace, pod_uids, _int(pods_rv)):
             log.info("worker pod %s/%s was deleted while unwatched", *_ns_name(pod))
@@ -262,14 +262,14 @@ class Engine:
             self._schedule(kind)
             return
         self._observe_job(kind, body)
-        self.work.add(uid)
+        self.work.add(uid, background=event_type is None)  # kopf's (re)list: nothing happened to it
 
-    def _pod_event(self, event_type: str | None, body: dict[str, Any]) -> None:
+    def _pod_event(self, event_type: str | None, body: dict[str, Any], background: bool = False) -> None:
         if event_type == "DELETED":
             self._stop_requested.pop(body["metadata"]["uid"], None)
         job_uid = self.store.drop_pod(body) if event_type == "DELETED" else self.store.put_pod(body)
         if job_uid and job_uid in self.store.jobs:
-            self.work.add(job_uid)
+            self.work.add(job_uid, background=background)
 
     def _observe_job(self, kind: str, body: dict[str, Any], schedule: bool = True) -> None:
         if not self.store.put_job(kind, body):

@@ -45,6 +45,11 @@ class EngineCollector(Collector):
             "Jobs whose stopped worker pod outlived its grace (condition CancelStuck=True)",
             labels=["kind"],
         )
+        backlog = GaugeMetricFamily(
+            "datajobs_reconcile_backlog",
+            "Jobs waiting for a reconcile, by lane (urgent: an event or timer; background: a relist)",
+            labels=["lane"],
+        )
         if engine is not None:
             for kind, counts in engine.counts().items():
                 for status, n in counts.items():
@@ -54,7 +59,10 @@ class EngineCollector(Collector):
                 running.add_metric([kind], queue.running)
             for kind, n in engine.stuck_counts().items():
                 stuck.add_metric([kind], n)
-        yield from (jobs, depth, running, stuck)
+            urgent, background = engine.work.backlog()
+            backlog.add_metric(["urgent"], urgent)
+            backlog.add_metric(["background"], background)
+        yield from (jobs, depth, running, stuck, backlog)
 
 
 def register_engine(engine_getter: Callable[[], Any]) -> None:
