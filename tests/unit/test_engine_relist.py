@@ -116,3 +116,24 @@ def test_an_untyped_event_after_the_start_asks_for_a_relist_and_a_deleted_job_st
     asyncio.run(engine.relist())  # a stale list still holding it cannot bring it back
     assert "a" not in engine.store.jobs
     assert not engine.queues["IntegrityJob"].is_granted("a")
+
+
+def test_a_relist_queues_its_jobs_in_the_background_and_a_watch_event_goes_first():
+    io = ListingIO()
+    io.jobs = [job(f"j{i}", 10 + i, "RUNNING") for i in range(5)]
+    io.pods = [pod(f"p{i}", f"j{i}", 20 + i) for i in range(5)]
+    engine = started(io)
+    assert engine.work.backlog() == (0, 5)  # nothing happened to them: a resync's work
+    cancelled = job("j3", 30, "RUNNING")
+    cancelled["spec"]["cancelRequested"] = {"requestedAt": "2026-01-01T00:01:00Z"}
+    engine.job_event("IntegrityJob", "MODIFIED", cancelled)
+    engine.pod_event("MODIFIED", pod("p1", "j1", 31))
+    assert engine.work.backlog() == (2, 3)
+
+    async def order() -> list[str]:
+        keys = []
+        while len(engine.work):
+            keys.append(str(await engine.work.get()))
+        return keys
+
+    assert asyncio.run(order()) == ["j3", "j1", "j0", "j2", "j4"]
