@@ -162,7 +162,7 @@ class Runner:
             for target, profiler in profilers:
                 self.results["profiles"][f"{name}/{target}"] = profiler.stop()
         api_after, op_after = await self.scraper.snapshot()
-        if apiserver is not None:  # after the counters: stop() lets the window in flight finish
+        if apiserver is not None:
             self.results["profiles"][f"{name}/kube-apiserver"] = await apiserver.stop()
         record["api_requests"] = summarise_apiserver(delta(api_before, api_after))
         record["operator_metrics"] = summarise_operator(delta(op_before, op_after))
@@ -356,7 +356,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "workdir": str(workdir),
     }
     stack = Stack(
-        workdir, nodes=args.nodes, operator_args=args.operator_arg, operator_wrapper=args.operator_wrapper
+        workdir,
+        nodes=args.nodes,
+        operator_args=args.operator_arg,
+        operator_wrapper=args.operator_wrapper,
+        apiserver_profiling=args.apiserver_pprof,
     )
     started = time.monotonic()
     failed = True

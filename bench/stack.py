@@ -46,6 +46,7 @@ class Stack:
     max_running: int = 100_000
     operator_args: Sequence[str] = ()
     operator_wrapper: Path | None = None  # experiments: a script run instead of `-m datajobs.cli`
+    apiserver_profiling: bool = False
     cluster: LocalCluster | None = None
     operator: Child | None = None
     adapter: Child | None = None
@@ -62,7 +63,10 @@ class Stack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(exist_ok=True)
         self.cluster = LocalCluster(
-            self.workdir / "cluster", nodes=self.nodes, pods_per_node=self.pods_per_node
+            self.workdir / "cluster",
+            nodes=self.nodes,
+            pods_per_node=self.pods_per_node,
+            profiling=self.apiserver_profiling,
         )
         self.cluster.start()
         apply_crds(self.cluster.rest, render_crds(), field_manager="datajobs-bench")

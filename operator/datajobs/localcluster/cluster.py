@@ -134,8 +134,11 @@ class LocalCluster:
         nodes: int = 3,
         pods_per_node: int = 11000,
         real_node: bool = False,
+        profiling: bool = False,
     ) -> None:
         self.workdir = workdir.resolve()
+        self.profiling = profiling
+        """kube-apiserver serves /debug/pprof (benchmarks' CPU profiles); off by default, as in production."""
         self.binaries = binaries
         self.nodes = nodes
         self.pods_per_node = pods_per_node
@@ -274,7 +277,7 @@ class LocalCluster:
                     else "ServiceAccount,TaintNodesByCondition"
                 ),
                 "--endpoint-reconciler-type=none",
-                "--profiling=false",
+                f"--profiling={str(self.profiling).lower()}",
                 "--max-requests-inflight=1000",
                 "--max-mutating-requests-inflight=500",
                 f"--audit-policy-file={audit_policy}",
