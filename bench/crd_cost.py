@@ -4,7 +4,10 @@ without the PodTemplateSpec schema; without a schema), in one run.
 
 Each variant is the IntegrityJob CRD under its own group; the objects are the dispatch benchmark's, the
 status writes the operator's own (the dispatch write, then the write that records the observed pod).
-Rounds alternate the variants, so a drift of the machine touches each alike. Writes go at a fixed
+The peer is a batch/v1 Job
+(the dispatch benchmark's, handed to no controller by `spec.managedBy`) with two status merge patches like
+ours (startTime and active; then ready). Rounds alternate the variants, so a drift of the machine touches
+each alike. Writes go at a fixed
 concurrency; the figure is kube-apiserver + etcd CPU ms per request (psutil), with the median of rounds.
 """
 
@@ -26,7 +29,7 @@ from typing import Any
 
 from bench.kapi import ApiError, Kapi
 from bench.load import run_concurrently
-from bench.objects import integrity_job
+from bench.objects import batch_job, integrity_job
 from bench.procstats import cpu_seconds, quiesce
 from datajobs.core.lifecycle import JobFacts, PodFacts, decide
 from datajobs.crdgen import render_crds
@@ -36,7 +39,10 @@ from datajobs.models.kinds import INTEGRITY_JOB
 
 log = logging.getLogger("bench.crd_cost")
 NAMESPACE = "crd-cost"
-VARIANTS = ("ours", "no-template-rule", "no-root-rules", "no-template-schema", "no-schema")
+CRD_VARIANTS = ("ours", "no-template-rule", "no-root-rules", "no-template-schema", "no-schema")
+BUILT_IN = "batch-job"  # the peer: a built-in resource (protobuf in etcd, Go validation)
+VARIANTS = (*CRD_VARIANTS, BUILT_IN)
+UNMANAGED = "bench.datajobs.io/no-controller"  # JobManagedBy: the Job controller leaves such Jobs alone
 FREE = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
 
 
@@ -71,6 +77,8 @@ def statuses(meta: dict[str, Any], spec: dict[str, Any]) -> tuple[dict[str, Any]
 
 
 def collection(variant: str) -> str:
+    if variant == BUILT_IN:
+        return f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs"
     return f"/apis/{variant}.bench.datajobs.io/v1alpha1/namespaces/{NAMESPACE}/{INTEGRITY_JOB.plural}"
 
 
@@ -105,13 +113,22 @@ async def one_round(
     created: dict[str, dict[str, Any]] = {}
 
     async def create(name: str) -> None:
-        body = integrity_job(name)
-        body["apiVersion"] = f"{variant}.bench.datajobs.io/v1alpha1"
+        if variant == BUILT_IN:
+            body = batch_job(name)
+            body["spec"]["managedBy"] = UNMANAGED
+        else:
+            body = integrity_job(name)
+            body["apiVersion"] = f"{variant}.bench.datajobs.io/v1alpha1"
         created[name] = await api.create(base, body)
 
     async def write(name: str, which: int) -> None:
         meta = created[name]["metadata"]
-        status = statuses(meta, created[name]["spec"])[which]
+        if variant == BUILT_IN:
+            status: dict[str, Any] = {"startTime": "2026-12-02T05:00:00Z", "active": 1}
+            if which:
+                status |= {"ready": 1}
+        else:
+            status = statuses(meta, created[name]["spec"])[which]
         patch = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": status}
         created[name] = await api.merge_patch(f"{base}/{name}/status", patch)
 
@@ -153,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     try:
         cluster.start()
-        apply_crds(cluster.rest, [variant_crd(v) for v in VARIANTS], field_manager="datajobs-bench")
+        apply_crds(cluster.rest, [variant_crd(v) for v in CRD_VARIANTS], field_manager="datajobs-bench")
         cluster.rest.create("/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
         table = asyncio.run(measure(cluster, args.n, args.rounds, args.concurrency))
     finally:
@@ -163,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(document, indent=2) + "\n")
     out = [
-        "| CRD variant | create | status write (dispatch) | status write (pod observed) |",
+        "| resource | create | status write (dispatch) | status write (pod observed) |",
         "|---|---|---|---|",
     ]
     out += [
