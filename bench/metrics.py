@@ -20,6 +20,7 @@ OPERATOR = (
     "datajobs_dispatch_latency_seconds_count",
     "datajobs_cancel_latency_seconds_sum",
     "datajobs_cancel_latency_seconds_count",
+    "datajobs_relists_total",
 )
 Sample = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -79,7 +80,7 @@ def summarise_apiserver(d: Sample) -> dict[str, Any]:
 
 
 def summarise_operator(d: Sample) -> dict[str, Any]:
-    out: dict[str, Any] = {"status_writes": {}, "reconcile_errors": 0}
+    out: dict[str, Any] = {"status_writes": {}, "reconcile_errors": 0, "relists": 0}
     hist: dict[str, dict[str, float]] = defaultdict(dict)
     for (name, labels), value in d.items():
         lab = dict(labels)
@@ -89,6 +90,8 @@ def summarise_operator(d: Sample) -> dict[str, Any]:
             ) + int(value)
         elif name == "datajobs_reconcile_errors_total":
             out["reconcile_errors"] += int(value)
+        elif name == "datajobs_relists_total":  # full lists in the phase (resync, kopf's relist, a 410)
+            out["relists"] += int(value)
         else:
             base, _, part = name.rpartition("_")
             key = base.removeprefix("datajobs_").removesuffix("_seconds") + (

@@ -48,6 +48,8 @@ def bucket(frames: Sequence[str]) -> str:
             return (
                 f"{match[1]} {match[2]}.{match[3]}" if match[1] else f"customresource {match[4]}.{match[5]}"
             )
+    if any("apiextensions-apiserver/pkg/apiserver." in frame for frame in frames):
+        return "customresource handler (create: admission, managedFields, storage)"
     for frame in reversed(frames):
         match = _HANDLER.search(frame)
         if match:
