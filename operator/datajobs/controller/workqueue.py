@@ -22,8 +22,9 @@ class WorkQueue:
     A failed key comes back after max(its own exponential delay, the shared retry bucket's wait).
 
     Keys added with `background=True` (a relist or resync: nothing happened to them) wait behind every
-    urgent key (a watch event, a timer), like controller-runtime's priority queue: a resync of 10,000 jobs
-    never delays a cancel. An urgent add of a key waiting in the background lane moves it forward."""
+    urgent key (a watch event, a timer), like controller-runtime's priority queue: a cancel never waits in
+    the queue behind a resync of 10,000 jobs. An urgent add of a key waiting in the background lane moves
+    it forward."""
 
     def __init__(self, backoff: ItemBackoff | None = None, retry_bucket: TokenBucket | None = None) -> None:
         # entries (lane, sequence, key); an entry whose key has since moved lanes or left is skipped
