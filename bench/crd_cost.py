@@ -4,11 +4,11 @@ without the PodTemplateSpec schema; without a schema), in one run.
 
 Each variant is the IntegrityJob CRD under its own group; the objects are the dispatch benchmark's, the
 status writes the operator's own (the dispatch write, then the write that records the observed pod).
-The peer is a batch/v1 Job
-(the dispatch benchmark's, handed to no controller by `spec.managedBy`) with two status merge patches like
-ours (startTime and active; then ready). Rounds alternate the variants, so a drift of the machine touches
-each alike. Writes go at a fixed
-concurrency; the figure is kube-apiserver + etcd CPU ms per request (psutil), with the median of rounds.
+The peer is a batch/v1 Job (the dispatch
+benchmark's, handed to no controller by `spec.managedBy`) with two status merge patches like ours (startTime
+and active; then ready). Rounds alternate the variants, so a drift of the machine touches each alike. Writes
+go at a fixed concurrency; the figure is kube-apiserver + etcd CPU ms per request (psutil), with the median
+of rounds.
 """
 
 from __future__ import annotations

@@ -211,9 +211,9 @@ def render(doc: dict[str, Any]) -> str:
     for name, prof in (doc.get("profiles") or {}).items():
         if not prof:
             continue
-        if "flat" in prof:  # a Go CPU profile (kube-apiserver): `go tool pprof -top -cum`
-            out += [f"### Profile {name} (`{prof['profile']}`, cumulative, top 25)", "", "```"]
-            out += [*prof["cumulative"][:31], "```", ""]
+        if "cumulative" in prof:  # a Go CPU profile (kube-apiserver): `go tool pprof -top -cum`
+            out += [f"### Profile {name} (`{prof['profile']}`, by cumulative time)", "", "```"]
+            out += [*prof["cumulative"], "```", ""]
             continue
         out += [f"### Profile {name}: {prof['samples']} samples (inclusive, top 12)", ""]
         out += [f"- {p['percent']:5.1f}%  {p['frame']}" for p in prof["inclusive"][:12]]

@@ -6,9 +6,7 @@ The A/B of the background lane: `python -m bench.run --n 5000 --skip adapter --s
 import dataclasses
 import os
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: find `bench`
 from datajobs.controller import engine, workqueue
 
 _init = engine.Engine.__init__

@@ -7,18 +7,18 @@ import asyncio
 from datajobs.controller.workqueue import WorkQueue
 
 
-def drain(queue: WorkQueue) -> list[str]:
+async def handed_out(queue: WorkQueue) -> list[str]:
     """Every key get() hands out right now, in order (each marked done at once)."""
+    order: list[str] = []
+    while len(queue):
+        key = await asyncio.wait_for(queue.get(), 1)
+        order.append(str(key))
+        queue.done(key)
+    return order
 
-    async def run() -> list[str]:
-        order: list[str] = []
-        while len(queue):
-            key = await asyncio.wait_for(queue.get(), 1)
-            order.append(str(key))
-            queue.done(key)
-        return order
 
-    return asyncio.run(run())
+def drain(queue: WorkQueue) -> list[str]:
+    return asyncio.run(handed_out(queue))
 
 
 def test_a_key_queued_twice_is_handed_out_once() -> None:
@@ -67,12 +67,7 @@ def test_a_key_added_while_processing_comes_back_after_done_in_the_most_urgent_l
         queue.add("b", background=True)
         assert len(queue) == 1  # "a" is not queued twice while a worker holds it
         queue.done(key)
-        order = []
-        while len(queue):
-            k = await asyncio.wait_for(queue.get(), 1)
-            order.append(str(k))
-            queue.done(k)
-        return order
+        return await handed_out(queue)
 
     assert asyncio.run(run()) == ["a", "b"]
 
@@ -86,12 +81,7 @@ def test_a_key_requeued_after_a_promotion_is_not_handed_out_twice() -> None:
         queue.done(key)
         queue.add("a", background=True)
         queue.add("b", background=True)
-        order = []
-        while len(queue):
-            k = await asyncio.wait_for(queue.get(), 1)
-            order.append(str(k))
-            queue.done(k)
-        return order, len(queue)
+        return await handed_out(queue), len(queue)
 
     order, left = asyncio.run(run())
     assert order == ["a", "b"]
